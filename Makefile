@@ -1,0 +1,55 @@
+# fate-airflow — one entry point for install, test, demo and code generation.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The demo and tests keep all party state under this folder; delete it to start over.
+FATE_HOME ?= $(CURDIR)/.fate
+
+.PHONY: install test lint typecheck contracts pytest demo up down proto proto-check lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check fate_airflow tests dags plugins bench scripts
+	$(BIN)/ruff format --check fate_airflow tests dags plugins bench scripts
+
+typecheck: install
+	$(BIN)/mypy
+
+contracts: install
+	$(BIN)/lint-imports --no-cache
+
+proto: install
+	$(BIN)/python scripts/gen_protos.py
+
+proto-check: install
+	$(BIN)/python scripts/gen_protos.py --check
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck contracts proto-check pytest
+
+demo: install
+	$(BIN)/fate-airflow demo --home $(FATE_HOME)/demo
+
+up: install
+	$(BIN)/fate-airflow demo --home $(FATE_HOME)/demo --keep-running
+
+down: install
+	$(BIN)/fate-airflow demo --home $(FATE_HOME)/demo --down
+
+# Re-create constraints.txt from the current venv (run after changing dependencies on purpose).
+lock:
+	$(BIN)/pip freeze --exclude-editable | grep -v '^fate-airflow' > constraints.txt
+
+clean:
+	rm -rf $(VENV) $(FATE_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,327 @@
+"""The federation ports: the data plane (``remote``/``get``) and the control plane (scheduler commands).
+
+Everything here is plain Python. Two implementations exist for each port: in-memory
+(:mod:`fate_airflow.federation.inmemory`) and gRPC (:mod:`fate_airflow.federation.grpc`); one
+contract test suite runs against both.
+
+Data plane
+    A :class:`Federation` is scoped to one :class:`FederationSession` (job id, task name, task
+    version, the local (role, party id) and all parties of the task). Messages are keyed by
+    ``(session id, name, tag, source party, destination party)``, so two versions of one task never
+    see each other's messages.
+
+Control plane
+    The scheduler talks to other parties' schedulers with the typed commands below. A
+    :class:`ControlClient` sends them; the receiving side's gateway calls a :class:`CommandHandler`
+    that the composition root (the CLI) supplies, so the transport never imports the scheduler.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeAlias
+
+from fate_airflow.core.types import Party
+
+#: Values a component may send: None, bool, int (any size), float, str, bytes, numpy arrays of
+#: numeric/bool dtype, and lists/tuples/dicts (str keys) of these. Nothing else crosses a party.
+Payload: TypeAlias = Any
+
+#: Default seconds a ``get`` waits before raising :class:`~fate_airflow.core.errors.FederationTimeout`.
+DEFAULT_GET_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class FederationSession:
+    """Rendezvous scope of one execution of one task: all its messages carry :attr:`session_id`.
+
+    :param job_id: the job id (= the Airflow DAG run id, identical at every party).
+    :param task_name: the component name (= the Airflow task id).
+    :param task_version: agreed by all parties before the task starts; +1 on every rerun.
+    :param local: the (role, party id) this side speaks as.
+    :param parties: every (role, party id) taking part in the task.
+    """
+
+    job_id: str
+    task_name: str
+    task_version: int
+    local: Party
+    parties: tuple[Party, ...]
+
+    @property
+    def session_id(self) -> str:
+        """FATE's federation session id: ``<job_id>_<task_name>_<task_version>``."""
+        return f"{self.job_id}_{self.task_name}_{self.task_version}"
+
+    def with_local(self, local: Party) -> FederationSession:
+        """The same session seen from another local role (a party id may play several roles)."""
+        return FederationSession(self.job_id, self.task_name, self.task_version, local, self.parties)
+
+    def parties_of(self, role: str) -> tuple[Party, ...]:
+        """The task's parties with ``role``, in plan order (their position is FATE's role index)."""
+        return tuple(p for p in self.parties if p.role == role)
+
+
+class Federation(ABC):
+    """Send objects to, and receive objects from, other parties of one task session."""
+
+    def __init__(self, session: FederationSession) -> None:
+        self.session = session
+
+    @abstractmethod
+    def remote(self, obj: Payload, name: str, tag: str, parties: Sequence[Party]) -> None:
+        """Send ``obj`` under (``name``, ``tag``) to each of ``parties``.
+
+        Returns once every destination's gateway has durably accepted the message. Sending the same
+        (name, tag) to the same party twice in one session is an error.
+        """
+
+    @abstractmethod
+    def get(
+        self, name: str, tag: str, parties: Sequence[Party], timeout: float | None = None
+    ) -> list[Payload]:
+        """Receive the object each of ``parties`` sent under (``name``, ``tag``), in ``parties`` order.
+
+        :raises FederationTimeout: naming the party and the name/tag still missing after ``timeout``.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, default no-op
+        """Release connections; the default has nothing to release."""
+
+
+# ----------------------------------------------------------------------------- control plane
+
+TaskPartyStatus = Literal["waiting", "running", "success", "failed", "canceled", "timeout", "pass"]
+JobStatus = Literal["waiting", "running", "success", "failed", "canceled", "timeout"]
+StartAction = Literal["wait", "start", "abort"]
+
+
+@dataclass(frozen=True)
+class CreateJob:
+    """Create a job at the receiving party (initiator → every party), or submit it (local → initiator).
+
+    When ``initiator_party_id`` is the receiver's own party id, the receiver is the initiator and
+    fans the job out to every other party of the plan.
+
+    :param plan: the execution plan as JSON-ready dict (see :mod:`fate_airflow.dsl`), so parties do
+        not need the job file in advance.
+    :param conf: the run conf given at trigger time (already merged into ``plan``), kept for display.
+    """
+
+    job_id: str
+    dag_id: str
+    initiator_party_id: str
+    plan: Mapping[str, Any]
+    conf: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreateJobReply:
+    """Answer to :class:`CreateJob`; ``reason`` says why a party refused."""
+
+    accepted: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PrepareTask:
+    """A party's task is ready to run: may it start? Idempotent; the party polls it until decided."""
+
+    job_id: str
+    task_name: str
+    party_id: str
+
+
+@dataclass(frozen=True)
+class TaskStartDecision:
+    """The initiator's answer to :class:`PrepareTask`.
+
+    ``start`` carries the task version every party must use; ``abort`` carries the reason (the job
+    failed, was stopped or timed out); ``wait`` means ask again shortly.
+    """
+
+    action: StartAction
+    task_version: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ReportTaskStatus:
+    """A party's status for one task version (party → initiator, and local worker → own party).
+
+    :param detail: JSON-ready extras: metrics, output artifact URIs, start/end times.
+    """
+
+    job_id: str
+    task_name: str
+    task_version: int
+    party_id: str
+    status: TaskPartyStatus
+    error: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryJob:
+    """Ask a party (normally the initiator) for its view of a job."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
+class PartyTaskView:
+    """One cell of the parties × tasks matrix."""
+
+    party_id: str
+    roles: tuple[str, ...]
+    status: str
+    error: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A task's federated status and version, with each party's own status."""
+
+    task_name: str
+    task_version: int
+    status: str
+    parties: tuple[PartyTaskView, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as one party sees it. ``found`` is False when the party does not know the job."""
+
+    job_id: str
+    found: bool
+    dag_id: str = ""
+    status: str = ""
+    reason: str = ""
+    initiator_party_id: str = ""
+    tasks: tuple[TaskView, ...] = ()
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StopJob:
+    """Stop a job: initiator → every party, or any party → initiator (a request to stop everywhere)."""
+
+    job_id: str
+    status: JobStatus
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RerunJob:
+    """Rerun tasks of an ended job with task version + 1 (initiator → every party, or a request to it)."""
+
+    job_id: str
+    task_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Generic acknowledgement of a control command."""
+
+    ok: bool = True
+    message: str = ""
+
+
+ControlCommand: TypeAlias = CreateJob | PrepareTask | ReportTaskStatus | QueryJob | StopJob | RerunJob
+ControlReply: TypeAlias = CreateJobReply | TaskStartDecision | Ack | JobView
+
+
+class CommandHandler(Protocol):
+    """What a party does with control commands addressed to it.
+
+    ``src_party_id`` is the authenticated sender (the gateway checked its certificate), never a
+    value taken from the message body.
+    """
+
+    def create_job(self, src_party_id: str, cmd: CreateJob) -> CreateJobReply:
+        """Create (or, at the initiator, submit) a job."""
+
+    def prepare_task(self, src_party_id: str, cmd: PrepareTask) -> TaskStartDecision:
+        """Record a party as ready for a task and say whether it may start."""
+
+    def report_task_status(self, src_party_id: str, cmd: ReportTaskStatus) -> Ack:
+        """Record a party's status for a task version."""
+
+    def query_job(self, src_party_id: str, cmd: QueryJob) -> JobView:
+        """Describe a job."""
+
+    def stop_job(self, src_party_id: str, cmd: StopJob) -> Ack:
+        """Stop a job (or ask the initiator to stop it everywhere)."""
+
+    def rerun_job(self, src_party_id: str, cmd: RerunJob) -> Ack:
+        """Rerun tasks of a job (or ask the initiator to)."""
+
+
+def dispatch(handler: CommandHandler, src_party_id: str, cmd: ControlCommand) -> ControlReply:
+    """Route a command to the matching :class:`CommandHandler` method (shared by all transports)."""
+    if isinstance(cmd, CreateJob):
+        return handler.create_job(src_party_id, cmd)
+    if isinstance(cmd, PrepareTask):
+        return handler.prepare_task(src_party_id, cmd)
+    if isinstance(cmd, ReportTaskStatus):
+        return handler.report_task_status(src_party_id, cmd)
+    if isinstance(cmd, QueryJob):
+        return handler.query_job(src_party_id, cmd)
+    if isinstance(cmd, StopJob):
+        return handler.stop_job(src_party_id, cmd)
+    if isinstance(cmd, RerunJob):
+        return handler.rerun_job(src_party_id, cmd)
+    raise TypeError(f"unknown control command {type(cmd).__name__}")
+
+
+class ControlClient(ABC):
+    """Send control commands to a party (possibly the local one) through the federation."""
+
+    #: The party id this client speaks for (the authenticated source of every command).
+    local_party_id: str
+
+    @abstractmethod
+    def call(self, dst_party_id: str, cmd: ControlCommand, timeout: float = 30.0) -> ControlReply:
+        """Deliver ``cmd`` to ``dst_party_id``'s handler and return its reply.
+
+        :raises FederationError: the party is unknown, unreachable or refused the caller; the
+            message names the party.
+        """
+
+    @abstractmethod
+    def ping(self, dst_party_id: str, timeout: float = 5.0) -> float:
+        """Round-trip to ``dst_party_id``'s gateway; returns seconds, raises FederationError."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, default no-op
+        """Release connections; the default has nothing to release."""
+
+
+__all__ = [
+    "DEFAULT_GET_TIMEOUT",
+    "Ack",
+    "CommandHandler",
+    "ControlClient",
+    "ControlCommand",
+    "ControlReply",
+    "CreateJob",
+    "CreateJobReply",
+    "Federation",
+    "FederationSession",
+    "JobStatus",
+    "JobView",
+    "PartyTaskView",
+    "Payload",
+    "PrepareTask",
+    "QueryJob",
+    "ReportTaskStatus",
+    "RerunJob",
+    "StartAction",
+    "StopJob",
+    "TaskPartyStatus",
+    "TaskStartDecision",
+    "TaskView",
+    "dispatch",
+]
