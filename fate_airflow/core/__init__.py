@@ -14,7 +14,7 @@ from fate_airflow.core.errors import (
     SchedulingError,
     StorageError,
 )
-from fate_airflow.core.types import PARTY_ID_PATTERN, Party, Role, validate_party_id
+from fate_airflow.core.types import PARTY_ID_PATTERN, InputRef, Party, Role, validate_party_id
 
 __all__ = [
     "PARTY_ID_PATTERN",
@@ -24,6 +24,7 @@ __all__ = [
     "FateAirflowError",
     "FederationError",
     "FederationTimeout",
+    "InputRef",
     "NotImplementedComponentError",
     "Party",
     "PlanError",

@@ -1,0 +1,169 @@
+"""The execution plan: what a job file means, independent of its format (1.x DSL v2 or 2.x DAG).
+
+A :class:`JobPlan` is immutable and JSON round-trippable (:meth:`JobPlan.to_dict` /
+:meth:`JobPlan.from_dict`). Its JSON form is the stable output of ``fate-airflow dsl plan`` and is
+what the initiator sends to every party when it creates a job, so parties never need the job file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fate_airflow.core.types import InputRef, Party
+
+PlanFormat = Literal["fate-1.x-dsl-v2", "fate-2.x-dag"]
+Stage = Literal["train", "predict", "default", "cross_validation"]
+
+
+@dataclass(frozen=True)
+class PartyTask:
+    """A task's share at one (role, party id): only parties where the task runs appear in a plan."""
+
+    party: Party
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"role", "party_id", "parameters"}``."""
+        return {**self.party.to_dict(), "parameters": dict(self.parameters)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PartyTask:
+        """Inverse of :meth:`to_dict`."""
+        return cls(Party(data["role"], str(data["party_id"])), dict(data.get("parameters") or {}))
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """One component of the job.
+
+    :param name: component name = Airflow task id at every party.
+    :param component: the module (1.x) or component_ref (2.x) exactly as written in the file.
+    :param implementation: our catalogue entry, ``name@version`` (e.g. ``hetero_lr@1.0.0``).
+    :param upstream: names of tasks whose outputs this task consumes (graph edges), sorted.
+    :param inputs: every input, including warehouse inputs that are not edges.
+    :param outputs: declared outputs by kind, e.g. ``{"data": ["data"], "model": ["model"]}``.
+    :param stage: train, predict, default or cross_validation.
+    :param conf: task runtime conf (timeout, engine settings), merged from job level.
+    :param parties: the parties where the task runs, each with its fully merged parameters.
+    """
+
+    name: str
+    component: str
+    implementation: str
+    upstream: tuple[str, ...]
+    parties: tuple[PartyTask, ...]
+    inputs: tuple[InputRef, ...] = ()
+    outputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    stage: str = "train"
+    conf: Mapping[str, Any] = field(default_factory=dict)
+
+    def runs_at(self, party_id: str) -> tuple[PartyTask, ...]:
+        """This task's shares at ``party_id`` (several when the id plays several roles)."""
+        return tuple(pt for pt in self.parties if pt.party.party_id == party_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (key order is part of the CLI contract)."""
+        return {
+            "name": self.name,
+            "component": self.component,
+            "implementation": self.implementation,
+            "upstream": list(self.upstream),
+            "stage": self.stage,
+            "inputs": [i.to_dict() for i in self.inputs],
+            "outputs": {k: list(v) for k, v in self.outputs.items()},
+            "conf": dict(self.conf),
+            "parties": [p.to_dict() for p in self.parties],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskPlan:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=data["name"],
+            component=data["component"],
+            implementation=data["implementation"],
+            upstream=tuple(data.get("upstream") or ()),
+            parties=tuple(PartyTask.from_dict(p) for p in data.get("parties") or ()),
+            inputs=tuple(InputRef.from_dict(i) for i in data.get("inputs") or ()),
+            outputs={k: tuple(v) for k, v in (data.get("outputs") or {}).items()},
+            stage=data.get("stage", "train"),
+            conf=dict(data.get("conf") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A validated job: parties, tasks in topological order, and job-level parameters.
+
+    :param format: which file format it came from.
+    :param stage: ``train`` or ``predict`` for the job as a whole.
+    :param initiator: the party that creates the job everywhere and aggregates status.
+    :param parties: guests, then hosts, then arbiters, each in file order.
+    :param tasks: in topological order.
+    :param job_parameters: 1.x ``job_parameters.common`` or 2.x ``dag.conf``, kept as written
+        (timeouts, auto_retries, model_id/model_version, ...).
+    :param source: the job file name(s) the plan came from (for messages).
+    """
+
+    format: PlanFormat
+    stage: str
+    initiator: Party
+    parties: tuple[Party, ...]
+    tasks: tuple[TaskPlan, ...]
+    job_parameters: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def task(self, name: str) -> TaskPlan:
+        """The task called ``name``; KeyError if absent."""
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def party_ids(self) -> tuple[str, ...]:
+        """Distinct party ids in plan order."""
+        return tuple(dict.fromkeys(p.party_id for p in self.parties))
+
+    def roles_of(self, party_id: str) -> tuple[str, ...]:
+        """Roles ``party_id`` plays in the job."""
+        return tuple(p.role for p in self.parties if p.party_id == party_id)
+
+    def downstream_of(self, name: str) -> tuple[str, ...]:
+        """``name`` and every task depending on it, directly or not, in plan order."""
+        wanted = {name}
+        for t in self.tasks:
+            if wanted.intersection(t.upstream):
+                wanted.add(t.name)
+        return tuple(t.name for t in self.tasks if t.name in wanted)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape printed by ``fate-airflow dsl plan`` (stable: other tools read it)."""
+        return {
+            "format": self.format,
+            "stage": self.stage,
+            "initiator": self.initiator.to_dict(),
+            "parties": [p.to_dict() for p in self.parties],
+            "job_parameters": dict(self.job_parameters),
+            "source": self.source,
+            "tasks": [t.to_dict() for t in self.tasks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobPlan:
+        """Inverse of :meth:`to_dict` (used by parties receiving a job)."""
+        init = data["initiator"]
+        return cls(
+            format=data["format"],
+            stage=data["stage"],
+            initiator=Party(init["role"], str(init["party_id"])),
+            parties=tuple(Party(p["role"], str(p["party_id"])) for p in data["parties"]),
+            tasks=tuple(TaskPlan.from_dict(t) for t in data["tasks"]),
+            job_parameters=dict(data.get("job_parameters") or {}),
+            source=data.get("source", ""),
+        )
+
+
+__all__ = ["InputRef", "JobPlan", "PartyTask", "PlanFormat", "Stage", "TaskPlan"]
