@@ -1,0 +1,21 @@
+"""Session-wide test setup.
+
+Airflow reads its configuration at import time, so the environment for it is set here, before any
+test module can import ``airflow``. Tests that never import Airflow are unaffected.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+FATE_EXAMPLES = SHARED / "fate-examples"
+
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="fate-airflow-test-home-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+os.environ.setdefault("PYTHONWARNINGS", "ignore")
