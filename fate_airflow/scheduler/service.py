@@ -1,0 +1,810 @@
+"""The party service: FATE-Flow's scheduler for one party, served behind the federation gateway.
+
+Every party runs one :class:`PartyService`. It implements the gateway's
+:class:`~fate_airflow.federation.api.CommandHandler`, keeps the party's :class:`JobStore` and drives
+the party's own workflow engine (its Airflow) through the :class:`WorkflowEngine` port.
+
+Roles
+    The **initiator**'s service is the single brain of a job (FATE invariant): it creates the job at
+    every party, lets a task start only when its upstream succeeded at all parties and every party
+    is ready (prepare everywhere, then start with one agreed task version), aggregates party
+    statuses with FATE's rules, and broadcasts the end of the job. A **non-initiator** service
+    accepts jobs from allowed initiators, starts its local DAG run with the same run id, forwards
+    its workers' prepare/report calls to the initiator and obeys stop/rerun commands.
+
+Workers (Airflow tasks) only ever talk to their own party's service; the service forwards.
+
+A supervisor thread watches what no message announces: a DAG run marked failed in a party's UI,
+task and job timeouts, and parties that stop answering.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from fate_airflow.core.errors import FateAirflowError, FederationError
+from fate_airflow.dsl.plan import JobPlan, TaskPlan
+from fate_airflow.federation.api import (
+    Ack,
+    ControlClient,
+    CreateJob,
+    CreateJobReply,
+    JobStatus,
+    JobView,
+    PartyTaskView,
+    PrepareTask,
+    QueryJob,
+    ReportTaskStatus,
+    RerunJob,
+    StopJob,
+    TaskStartDecision,
+    TaskView,
+)
+from fate_airflow.scheduler import state as st
+from fate_airflow.scheduler.engine import FINISHED_TI_STATES, WorkflowEngine
+from fate_airflow.scheduler.store import JobRecord, JobStore, PartyTaskRecord
+
+log = logging.getLogger(__name__)
+
+_JOB_END = frozenset({st.SUCCESS, st.FAILED, st.CANCELED, st.TIMEOUT})
+
+
+@dataclass(frozen=True)
+class PartyPolicy:
+    """What a party accepts and how patient it is.
+
+    :param allowed_initiators: party ids allowed to create jobs here; None = any authenticated peer.
+    :param readable_tables: ``namespace.name`` glob patterns a job may read here.
+    :param party_timeout: seconds another party of a running job may stay unreachable before the job
+        fails naming it.
+    :param create_timeout: seconds the initiator waits for each party to create a job.
+    :param supervise_interval: seconds between supervisor passes.
+    :param ping_interval: seconds between liveness pings of the parties of running jobs.
+    """
+
+    allowed_initiators: tuple[str, ...] | None = None
+    readable_tables: tuple[str, ...] = ("*",)
+    party_timeout: float = 30.0
+    create_timeout: float = 120.0
+    supervise_interval: float = 1.0
+    ping_interval: float = 2.0
+
+
+def _tables_read(task: TaskPlan, party_id: str) -> set[tuple[str, str]]:
+    """(namespace, name) of every table ``task`` reads at ``party_id``."""
+    tables: set[tuple[str, str]] = set()
+    for share in task.runs_at(party_id):
+        params = share.parameters
+        table = params.get("table")
+        if isinstance(table, Mapping) and table.get("name"):
+            tables.add((str(table.get("namespace", "")), str(table["name"])))
+        elif task.implementation.startswith("reader@") and params.get("name"):
+            tables.add((str(params.get("namespace", "")), str(params["name"])))
+    for ref in task.inputs:
+        consumed_here = ref.parties is None or any(p.party_id == party_id for p in ref.parties)
+        if ref.source == "data_warehouse" and ref.name and consumed_here:
+            tables.add((ref.namespace or "", ref.name))
+    return tables
+
+
+def _timeout_of(mapping: Mapping[str, Any]) -> float | None:
+    value = mapping.get("timeout")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+class PartyService:
+    """FATE-Flow's per-party scheduler (see the module docstring).
+
+    :param party_id: this party's id.
+    :param store: the party's job store.
+    :param engine: the party's workflow engine (its Airflow).
+    :param policy: what the party accepts, and its timeouts.
+    :param clock: wall clock (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        party_id: str,
+        store: JobStore,
+        engine: WorkflowEngine,
+        policy: PartyPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.party_id = party_id
+        self.store = store
+        self.engine = engine
+        self.policy = policy or PartyPolicy()
+        self._clock = clock
+        self._control: ControlClient | None = None
+        self._lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"fate-party-{party_id}")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Last time each peer answered a ping (party id → wall time).
+        self._last_seen: dict[str, float] = {}
+        self._last_ping = 0.0
+        #: Jobs whose local run could not be failed yet (retried by the supervisor; blocks rerun detection).
+        self._unfailed_runs: set[str] = set()
+        #: Supervisor passes that saw a job's local run failed while the job was running.
+        self._failed_seen: dict[str, int] = {}
+        self._pending: list[Future[Any]] = []
+
+    # ------------------------------------------------------------------ wiring
+    def attach_control(self, client: ControlClient) -> None:
+        """Give the service its way to reach other parties (available once the gateway listens)."""
+        self._control = client
+
+    @property
+    def control(self) -> ControlClient:
+        """The control client; raises if not attached yet."""
+        if self._control is None:
+            raise FederationError(f"party {self.party_id}: control client not attached")
+        return self._control
+
+    def start(self) -> None:
+        """Start the supervisor thread."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._supervise_loop, name="fate-supervisor", daemon=True)
+            self._thread.start()
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait for background notifications (stop/rerun broadcasts) to be delivered or given up."""
+        pending, self._pending = self._pending, []
+        wait(pending, timeout=timeout)
+
+    def _background(self, party: str, cmd: Any) -> None:
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._pool.submit(self._call_quietly, party, cmd))
+
+    def stop(self) -> None:
+        """Stop the supervisor thread and background work."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ create
+    def create_job(self, src_party_id: str, cmd: CreateJob) -> CreateJobReply:
+        """Submit a job (at its initiator) or accept one from an initiator."""
+        if cmd.initiator_party_id == self.party_id:
+            if src_party_id != self.party_id:
+                return CreateJobReply(
+                    False, f"party {src_party_id} may not submit jobs for initiator {self.party_id}"
+                )
+            return self._submit(cmd)
+        return self._accept(src_party_id, cmd)
+
+    def _submit(self, cmd: CreateJob) -> CreateJobReply:
+        try:
+            plan = JobPlan.from_dict(cmd.plan)
+        except (KeyError, TypeError, ValueError) as exc:
+            return CreateJobReply(False, f"invalid plan for job {cmd.job_id}: {exc}")
+        if plan.initiator.party_id != self.party_id:
+            return CreateJobReply(
+                False,
+                f"party {self.party_id} is not the initiator of this job (the job file names "
+                f"{plan.initiator.role} {plan.initiator.party_id}); trigger it at the initiator",
+            )
+        with self._lock:
+            existing = self.store.get_job(cmd.job_id)
+            if existing is not None:
+                if existing.status in _JOB_END - {st.SUCCESS} and existing.started is None:
+                    return CreateJobReply(False, existing.reason)
+                return CreateJobReply(True, "job already submitted")
+            self.store.add_job(
+                JobRecord(
+                    job_id=cmd.job_id,
+                    dag_id=cmd.dag_id,
+                    initiator_party_id=self.party_id,
+                    is_initiator=True,
+                    plan=plan.to_dict(),
+                    conf=dict(cmd.conf),
+                    status=st.WAITING,
+                    created=self._clock(),
+                )
+            )
+        peers = [p for p in plan.party_ids if p != self.party_id]
+        create = CreateJob(cmd.job_id, cmd.dag_id, self.party_id, plan.to_dict(), dict(cmd.conf))
+        futures = {p: self._pool.submit(self._call, p, create, self.policy.create_timeout) for p in peers}
+        accepted: list[str] = []
+        failures: list[str] = []
+        for party, fut in futures.items():
+            try:
+                reply = fut.result()
+            except FateAirflowError as exc:
+                failures.append(f"party {party} could not be reached: {exc}")
+                continue
+            if isinstance(reply, CreateJobReply) and reply.accepted:
+                accepted.append(party)
+            else:
+                reason = reply.reason if isinstance(reply, CreateJobReply) else f"unexpected reply {reply!r}"
+                failures.append(f"party {party} refused: {reason}")
+        if failures:
+            reason = "job submission failed: " + "; ".join(failures)
+            log.warning("job %s: %s", cmd.job_id, reason)
+            self.store.update_job(cmd.job_id, status=st.FAILED, reason=reason, ended=self._clock())
+            for party in accepted:
+                self._background(party, StopJob(cmd.job_id, "failed", reason))
+            return CreateJobReply(False, reason)
+        now = self._clock()
+        self.store.update_job(cmd.job_id, status=st.RUNNING, started=now)
+        for party in peers:
+            self._last_seen[party] = now
+        log.info("job %s created at parties %s", cmd.job_id, ", ".join(plan.party_ids))
+        return CreateJobReply(True)
+
+    def _accept(self, src: str, cmd: CreateJob) -> CreateJobReply:
+        me = self.party_id
+        if cmd.initiator_party_id != src:
+            return CreateJobReply(
+                False, f"party {src} sent a job naming another initiator ({cmd.initiator_party_id})"
+            )
+        allowed = self.policy.allowed_initiators
+        if allowed is not None and src not in allowed:
+            listed = ", ".join(allowed) or "none"
+            return CreateJobReply(
+                False, f"party {me} does not accept jobs from initiator {src} (allowed initiators: {listed})"
+            )
+        try:
+            plan = JobPlan.from_dict(cmd.plan)
+        except (KeyError, TypeError, ValueError) as exc:
+            return CreateJobReply(False, f"invalid plan: {exc}")
+        if plan.initiator.party_id != src:
+            return CreateJobReply(
+                False, f"the plan's initiator {plan.initiator.party_id} is not the sender {src}"
+            )
+        if me not in plan.party_ids:
+            return CreateJobReply(False, f"party {me} is not a party of job {cmd.job_id}")
+        for task in plan.tasks:
+            for namespace, name in sorted(_tables_read(task, me)):
+                full = f"{namespace}.{name}"
+                if not any(fnmatch.fnmatchcase(full, pat) for pat in self.policy.readable_tables):
+                    return CreateJobReply(
+                        False,
+                        f"job may not read table {full} at party {me} (task {task.name}; readable: "
+                        f"{', '.join(self.policy.readable_tables) or 'none'})",
+                    )
+        with self._lock:
+            if self.store.get_job(cmd.job_id) is not None:
+                return CreateJobReply(True, "job already exists")
+            now = self._clock()
+            self.store.add_job(
+                JobRecord(
+                    job_id=cmd.job_id,
+                    dag_id=cmd.dag_id,
+                    initiator_party_id=src,
+                    is_initiator=False,
+                    plan=plan.to_dict(),
+                    conf=dict(cmd.conf),
+                    status=st.RUNNING,
+                    created=now,
+                    started=now,
+                )
+            )
+        try:
+            self.engine.materialize_job(cmd.dag_id, plan.to_dict())
+            self.engine.create_run(cmd.dag_id, cmd.job_id, dict(cmd.conf))
+        except Exception as exc:  # the engine is another system: any failure refuses the job cleanly
+            self.store.delete_job(cmd.job_id)
+            log.exception("job %s: could not start the local DAG run", cmd.job_id)
+            return CreateJobReply(False, f"party {me} could not start DAG {cmd.dag_id}: {exc}")
+        self._last_seen[src] = self._clock()
+        log.info("job %s accepted from initiator %s; DAG run started", cmd.job_id, src)
+        return CreateJobReply(True)
+
+    # ------------------------------------------------------------------ prepare / start
+    def prepare_task(self, src_party_id: str, cmd: PrepareTask) -> TaskStartDecision:
+        """Record readiness and decide whether the task may start (see the module docstring)."""
+        job = self.store.get_job(cmd.job_id)
+        if job is None:
+            return TaskStartDecision("abort", reason=f"party {self.party_id} does not know job {cmd.job_id}")
+        if not job.is_initiator:
+            if src_party_id != self.party_id:
+                return TaskStartDecision("abort", reason=f"party {self.party_id} is not the initiator")
+            if job.status in _JOB_END and job.status != st.SUCCESS:
+                return TaskStartDecision("abort", reason=job.reason or f"job {job.status}")
+            try:
+                reply = self._call(job.initiator_party_id, cmd, 15.0)
+            except FateAirflowError as exc:
+                # The supervisor fails the job if the initiator stays away; until then, keep waiting.
+                return TaskStartDecision(
+                    "wait", reason=f"initiator {job.initiator_party_id} unreachable: {exc}"
+                )
+            if isinstance(reply, TaskStartDecision):
+                return reply
+            return TaskStartDecision("abort", reason=f"unexpected reply from initiator: {reply!r}")
+        if src_party_id != cmd.party_id:
+            return TaskStartDecision(
+                "abort", reason=f"party {src_party_id} cannot prepare for party {cmd.party_id}"
+            )
+        with self._lock:
+            job = self.store.get_job(cmd.job_id)
+            assert job is not None
+            if job.status in _JOB_END:
+                if src_party_id == self.party_id and self._local_rerun_requested(job):
+                    job = self.store.get_job(cmd.job_id)
+                    assert job is not None
+                else:
+                    return TaskStartDecision("abort", reason=job.reason or f"job {cmd.job_id} {job.status}")
+            if job.status == st.WAITING:
+                return TaskStartDecision("wait", reason="the job is being created at every party")
+            plan = JobPlan.from_dict(job.plan)
+            try:
+                task = plan.task(cmd.task_name)
+            except KeyError:
+                return TaskStartDecision("abort", reason=f"job {cmd.job_id} has no task {cmd.task_name}")
+            runners = list(dict.fromkeys(pt.party.party_id for pt in task.parties))
+            if cmd.party_id not in runners:
+                return TaskStartDecision(
+                    "abort", reason=f"task {task.name} does not run at party {cmd.party_id}"
+                )
+            rec = self.store.get_task(job.job_id, task.name)
+            assert rec is not None
+            row = self.store.get_party_task(job.job_id, task.name, cmd.party_id) or PartyTaskRecord(
+                job.job_id, task.name, cmd.party_id
+            )
+            if rec.status == st.RUNNING:
+                if row.version == rec.version and row.status in st.END_STATUSES:
+                    return TaskStartDecision(
+                        "abort",
+                        reason=f"task {task.name} version {rec.version} already ended at party {cmd.party_id}",
+                    )
+                return TaskStartDecision("start", task_version=rec.version)
+            if rec.status in st.END_STATUSES:
+                return TaskStartDecision(
+                    "abort", reason=f"task {task.name} already {rec.status}; rerun it first"
+                )
+            if not row.prepared:
+                row.prepared = True
+                row.status = st.READY
+                row.updated = self._clock()
+                self.store.upsert_party_task(row)
+            waiting_up = [
+                up
+                for up in task.upstream
+                if (r := self.store.get_task(job.job_id, up)) is None or r.status != st.SUCCESS
+            ]
+            if waiting_up:
+                return TaskStartDecision(
+                    "wait", reason=f"waiting for upstream {', '.join(waiting_up)} at all parties"
+                )
+            not_ready = [
+                p
+                for p in runners
+                if not (pr := self.store.get_party_task(job.job_id, task.name, p)) or not pr.prepared
+            ]
+            if not_ready:
+                return TaskStartDecision(
+                    "wait", reason=f"waiting for parties {', '.join(not_ready)} to be ready"
+                )
+            version = rec.version + 1
+            now = self._clock()
+            self.store.update_task(
+                job.job_id, task.name, version=version, status=st.RUNNING, started=now, ended=None
+            )
+            for p in runners:
+                prow = self.store.get_party_task(job.job_id, task.name, p)
+                assert prow is not None
+                prow.version = version
+                prow.updated = now
+                self.store.upsert_party_task(prow)
+            log.info(
+                "job %s: task %s starts as version %d at %s",
+                job.job_id,
+                task.name,
+                version,
+                ", ".join(runners),
+            )
+            return TaskStartDecision("start", task_version=version)
+
+    # ------------------------------------------------------------------ report
+    def report_task_status(self, src_party_id: str, cmd: ReportTaskStatus) -> Ack:
+        """Record a party's task status; at the initiator, aggregate and end the job when due."""
+        job = self.store.get_job(cmd.job_id)
+        if job is None:
+            return Ack(False, f"party {self.party_id} does not know job {cmd.job_id}")
+        if not job.is_initiator:
+            if src_party_id != self.party_id:
+                return Ack(False, f"party {self.party_id} is not the initiator of job {cmd.job_id}")
+            self._record(cmd)
+            try:
+                reply = self._call(job.initiator_party_id, cmd, 15.0)
+            except FateAirflowError as exc:
+                return Ack(False, f"could not report to initiator {job.initiator_party_id}: {exc}")
+            return reply if isinstance(reply, Ack) else Ack(False, f"unexpected reply {reply!r}")
+        if src_party_id != cmd.party_id:
+            return Ack(False, f"party {src_party_id} cannot report for party {cmd.party_id}")
+        with self._lock:
+            rec = self.store.get_task(cmd.job_id, cmd.task_name)
+            if rec is None:
+                return Ack(False, f"job {cmd.job_id} has no task {cmd.task_name}")
+            if cmd.task_version != rec.version:
+                return Ack(
+                    True, f"ignored: version {cmd.task_version} is not the current version {rec.version}"
+                )
+            self._record(cmd)
+            plan = JobPlan.from_dict(job.plan)
+            task = plan.task(cmd.task_name)
+            runners = list(dict.fromkeys(pt.party.party_id for pt in task.parties))
+            rows = {
+                r.party_id: r for r in self.store.list_party_tasks(cmd.job_id) if r.task_name == cmd.task_name
+            }
+            statuses = [
+                rows[p].status if p in rows and rows[p].version == rec.version else st.WAITING
+                for p in runners
+            ]
+            fed = st.federated_task_status(statuses)
+            if fed != rec.status:
+                ended = self._clock() if fed in st.END_STATUSES else None
+                self.store.update_task(cmd.job_id, cmd.task_name, status=fed, ended=ended)
+            if fed in st.INTERRUPT_STATUSES:
+                culprit = next(
+                    (
+                        rows[p]
+                        for p in runners
+                        if p in rows and rows[p].status == fed and rows[p].version == rec.version
+                    ),
+                    None,
+                )
+                where = (
+                    f"party {culprit.party_id} ({'/'.join(plan.roles_of(culprit.party_id))})"
+                    if culprit
+                    else "a party"
+                )
+                error = f": {culprit.error}" if culprit and culprit.error else ""
+                self._end_job(job, fed, f"task {cmd.task_name} {fed} at {where}{error}")
+            elif fed == st.SUCCESS:
+                tasks = self.store.list_tasks(cmd.job_id)
+                if st.federated_job_status(t.status for t in tasks) == st.SUCCESS:
+                    self._end_job(job, st.SUCCESS, "all tasks succeeded at every party")
+        return Ack(True)
+
+    def _record(self, cmd: ReportTaskStatus) -> None:
+        row = self.store.get_party_task(cmd.job_id, cmd.task_name, cmd.party_id) or PartyTaskRecord(
+            cmd.job_id, cmd.task_name, cmd.party_id
+        )
+        row.version = cmd.task_version
+        row.status = cmd.status
+        row.error = cmd.error
+        row.detail = dict(cmd.detail)
+        row.updated = self._clock()
+        self.store.upsert_party_task(row)
+        if not self.store.get_job(cmd.job_id) or cmd.party_id != self.party_id:
+            return
+        job = self.store.get_job(cmd.job_id)
+        assert job is not None
+        if not job.is_initiator:
+            # A non-initiator mirrors its own task's status for `job query` at this party.
+            self.store.update_task(cmd.job_id, cmd.task_name, version=cmd.task_version, status=cmd.status)
+
+    # ------------------------------------------------------------------ end / stop / rerun
+    def _end_job(self, job: JobRecord, status: str, reason: str) -> None:
+        """End a job once (the first end wins); fail the local run and, at the initiator, tell everyone."""
+        with self._lock:
+            current = self.store.get_job(job.job_id)
+            if current is None or current.status in _JOB_END:
+                return
+            if status != st.SUCCESS:
+                # Fail the local run *before* recording the end: once the job reads as ended, a
+                # task that asks to start can only be one the user cleared (a rerun).
+                self._fail_local_run(current)
+            self.store.update_job(job.job_id, status=status, reason=reason, ended=self._clock())
+            if status != st.SUCCESS:
+                for task in self.store.list_tasks(job.job_id):
+                    if task.status in (st.RUNNING, st.WAITING):
+                        self.store.update_task(
+                            job.job_id, task.task_name, status=st.CANCELED, ended=self._clock()
+                        )
+        log.info("job %s ended %s: %s", job.job_id, status, reason)
+        if current.is_initiator:
+            plan = JobPlan.from_dict(current.plan)
+            end: JobStatus = status  # type: ignore[assignment]
+            for party in plan.party_ids:
+                if party != self.party_id:
+                    self._background(party, StopJob(job.job_id, end, reason))
+
+    def _fail_local_run(self, job: JobRecord) -> None:
+        try:
+            self.engine.fail_run(job.dag_id, job.job_id)
+            self._unfailed_runs.discard(job.job_id)
+        except Exception:  # retried by the supervisor; the job still ends
+            log.exception("job %s: could not fail the local DAG run (will retry)", job.job_id)
+            self._unfailed_runs.add(job.job_id)
+
+    def stop_job(self, src_party_id: str, cmd: StopJob) -> Ack:
+        """Stop a job everywhere (initiator) or obey / forward a stop (other parties)."""
+        job = self.store.get_job(cmd.job_id)
+        if job is None:
+            return Ack(False, f"party {self.party_id} does not know job {cmd.job_id}")
+        if job.is_initiator:
+            plan = JobPlan.from_dict(job.plan)
+            if src_party_id != self.party_id and src_party_id not in plan.party_ids:
+                return Ack(False, f"party {src_party_id} is not a party of job {cmd.job_id}")
+            if job.status in _JOB_END:
+                return Ack(True, f"job already {job.status}")
+            reason = cmd.reason or f"stopped at party {src_party_id}"
+            self._end_job(job, cmd.status, reason)
+            return Ack(True)
+        if src_party_id == job.initiator_party_id:
+            self._end_job(job, cmd.status, cmd.reason)
+            return Ack(True)
+        if src_party_id == self.party_id:
+            try:
+                reply = self._call(job.initiator_party_id, cmd, 15.0)
+            except FateAirflowError as exc:
+                self._end_job(
+                    job, cmd.status, f"{cmd.reason} (initiator {job.initiator_party_id} unreachable: {exc})"
+                )
+                return Ack(True, "initiator unreachable; stopped locally")
+            return reply if isinstance(reply, Ack) else Ack(False, f"unexpected reply {reply!r}")
+        return Ack(False, f"party {src_party_id} may not stop job {cmd.job_id} here")
+
+    def rerun_job(self, src_party_id: str, cmd: RerunJob) -> Ack:
+        """Rerun tasks (and everything downstream) with task version + 1 at every party."""
+        job = self.store.get_job(cmd.job_id)
+        if job is None:
+            return Ack(False, f"party {self.party_id} does not know job {cmd.job_id}")
+        plan = JobPlan.from_dict(job.plan)
+        names = {t.name for t in plan.tasks}
+        unknown = [t for t in cmd.task_names if t not in names]
+        if unknown:
+            return Ack(False, f"job {cmd.job_id} has no task {', '.join(unknown)}")
+        if job.is_initiator:
+            if src_party_id != self.party_id and src_party_id not in plan.party_ids:
+                return Ack(False, f"party {src_party_id} is not a party of job {cmd.job_id}")
+            wanted: set[str] = set()
+            for name in cmd.task_names:
+                wanted.update(plan.downstream_of(name))
+            tasks = tuple(t.name for t in plan.tasks if t.name in wanted)
+            with self._lock:
+                self.engine.clear_tasks(job.dag_id, job.job_id, tasks)
+                self._begin_rerun(job, tasks)
+            return Ack(True, f"rerunning {', '.join(tasks)}")
+        if src_party_id == job.initiator_party_id:
+            with self._lock:
+                self.engine.clear_tasks(job.dag_id, job.job_id, tuple(cmd.task_names))
+                self._reset_tasks(job, tuple(cmd.task_names))
+            return Ack(True)
+        if src_party_id == self.party_id:
+            try:
+                reply = self._call(job.initiator_party_id, cmd, 30.0)
+            except FateAirflowError as exc:
+                return Ack(False, f"initiator {job.initiator_party_id} unreachable: {exc}")
+            return reply if isinstance(reply, Ack) else Ack(False, f"unexpected reply {reply!r}")
+        return Ack(False, f"party {src_party_id} may not rerun job {cmd.job_id} here")
+
+    def _reset_tasks(self, job: JobRecord, tasks: tuple[str, ...]) -> None:
+        self.store.update_job(job.job_id, status=st.RUNNING, reason="", ended=None)
+        for name in tasks:
+            self.store.update_task(job.job_id, name, status=st.WAITING, ended=None)
+        self.store.reset_party_tasks(job.job_id, tasks)
+        self._failed_seen.pop(job.job_id, None)
+
+    def _begin_rerun(self, job: JobRecord, tasks: tuple[str, ...]) -> None:
+        """At the initiator: reopen the job and have every party clear ``tasks``."""
+        self._reset_tasks(job, tasks)
+        now = self._clock()
+        plan = JobPlan.from_dict(job.plan)
+        for party in plan.party_ids:
+            if party != self.party_id:
+                self._last_seen[party] = now
+                self._background(party, RerunJob(job.job_id, tasks))
+        log.info("job %s: rerun of %s", job.job_id, ", ".join(tasks))
+
+    def _local_rerun_requested(self, job: JobRecord) -> bool:
+        """Did the user clear tasks of this ended job in the initiator's own Airflow? Then rerun them."""
+        if job.job_id in self._unfailed_runs:
+            return False
+        try:
+            run_state = self.engine.run_state(job.dag_id, job.job_id)
+            if run_state not in ("queued", "running"):
+                return False
+            states = self.engine.task_states(job.dag_id, job.job_id)
+        except Exception:
+            log.exception("job %s: cannot read the local DAG run", job.job_id)
+            return False
+        plan = JobPlan.from_dict(job.plan)
+        tasks = tuple(t.name for t in plan.tasks if states.get(t.name) not in FINISHED_TI_STATES)
+        if not tasks:
+            return False
+        self._begin_rerun(job, tasks)
+        return True
+
+    # ------------------------------------------------------------------ query
+    def query_job(self, src_party_id: str, cmd: QueryJob) -> JobView:
+        """This party's view of a job; the plan is included for the party's own workers."""
+        job = self.store.get_job(cmd.job_id)
+        if job is None:
+            return JobView(cmd.job_id, found=False)
+        if src_party_id != self.party_id:
+            plan_parties = JobPlan.from_dict(job.plan).party_ids
+            if src_party_id not in plan_parties:
+                return JobView(cmd.job_id, found=False)
+        plan = JobPlan.from_dict(job.plan)
+        tasks_by_name = {t.task_name: t for t in self.store.list_tasks(job.job_id)}
+        rows: dict[tuple[str, str], PartyTaskRecord] = {
+            (r.task_name, r.party_id): r for r in self.store.list_party_tasks(job.job_id)
+        }
+        views: list[TaskView] = []
+        for task in plan.tasks:
+            rec = tasks_by_name.get(task.name)
+            runners = {pt.party.party_id for pt in task.parties}
+            cells: list[PartyTaskView] = []
+            for party in plan.party_ids:
+                roles = tuple(pt.party.role for pt in task.parties if pt.party.party_id == party)
+                if party not in runners:
+                    cells.append(PartyTaskView(party, plan.roles_of(party), st.PASS))
+                    continue
+                row = rows.get((task.name, party))
+                if row is None or (rec is not None and row.version != rec.version and rec.version >= 0):
+                    status = st.WAITING if row is None or row.status != st.READY else st.READY
+                    cells.append(PartyTaskView(party, roles, status))
+                else:
+                    cells.append(PartyTaskView(party, roles, row.status, row.error, row.detail))
+            views.append(
+                TaskView(
+                    task.name, rec.version if rec else -1, rec.status if rec else st.WAITING, tuple(cells)
+                )
+            )
+        detail: dict[str, Any] = {
+            "created": job.created,
+            "started": job.started,
+            "ended": job.ended,
+            "parties": [p.to_dict() for p in plan.parties],
+        }
+        if src_party_id == self.party_id:
+            detail["plan"] = job.plan
+            detail["conf"] = job.conf
+        return JobView(
+            job_id=job.job_id,
+            found=True,
+            dag_id=job.dag_id,
+            status=job.status,
+            reason=job.reason,
+            initiator_party_id=job.initiator_party_id,
+            tasks=tuple(views),
+            detail=detail,
+        )
+
+    # ------------------------------------------------------------------ supervisor
+    def _supervise_loop(self) -> None:
+        while not self._stop.wait(self.policy.supervise_interval):
+            try:
+                self.supervise_once()
+            except Exception:  # the supervisor must survive anything one pass hits
+                log.exception("supervisor pass failed")
+
+    def supervise_once(self) -> None:
+        """One pass: retry failing local runs, notice UI stops, enforce timeouts and liveness."""
+        now = self._clock()
+        for job_id in list(self._unfailed_runs):
+            job = self.store.get_job(job_id)
+            if job is not None:
+                self._fail_local_run(job)
+        running = self.store.list_jobs(statuses=(st.RUNNING,))
+        ping_due = now - self._last_ping >= self.policy.ping_interval
+        if ping_due:
+            self._last_ping = now
+        peers_needed: set[str] = set()
+        for job in running:
+            plan = JobPlan.from_dict(job.plan)
+            self._check_local_run(job, plan)
+            if job.is_initiator:
+                self._check_timeouts(job, plan, now)
+                peers_needed.update(p for p in plan.party_ids if p != self.party_id)
+            else:
+                peers_needed.add(job.initiator_party_id)
+        if ping_due and peers_needed:
+            self._ping(peers_needed, now)
+        for job in self.store.list_jobs(statuses=(st.RUNNING,)):
+            plan = JobPlan.from_dict(job.plan)
+            watch = (
+                [p for p in plan.party_ids if p != self.party_id]
+                if job.is_initiator
+                else [job.initiator_party_id]
+            )
+            for party in watch:
+                seen = self._last_seen.setdefault(party, job.started or now)
+                silent = now - max(seen, job.started or now)
+                if silent > self.policy.party_timeout:
+                    who = "initiator" if party == job.initiator_party_id else "party"
+                    self._end_job(
+                        job,
+                        st.FAILED,
+                        f"{who} {party} ({'/'.join(plan.roles_of(party))}) is unreachable: no answer for "
+                        f"{silent:.0f} s (limit {self.policy.party_timeout:.0f} s)",
+                    )
+                    break
+
+    def _ping(self, parties: Iterable[str], now: float) -> None:
+        futures = {
+            p: self._pool.submit(self.control.ping, p, min(5.0, self.policy.party_timeout)) for p in parties
+        }
+        for party, fut in futures.items():
+            try:
+                fut.result()
+                self._last_seen[party] = now
+            except Exception as exc:
+                log.warning("party %s did not answer a ping: %s", party, exc)
+
+    def _check_local_run(self, job: JobRecord, plan: JobPlan) -> None:
+        """A run marked failed in this party's UI (or by Airflow itself) stops the job everywhere."""
+        try:
+            run_state = self.engine.run_state(job.dag_id, job.job_id)
+        except Exception:
+            return
+        if run_state != "failed":
+            self._failed_seen.pop(job.job_id, None)
+            return
+        # Wait one more pass: a failing task reports its error itself, which gives a better reason.
+        seen = self._failed_seen.get(job.job_id, 0) + 1
+        self._failed_seen[job.job_id] = seen
+        if seen < 3:
+            return
+        try:
+            states = self.engine.task_states(job.dag_id, job.job_id)
+        except Exception:
+            states = {}
+        failed = [t.name for t in plan.tasks if states.get(t.name) == "failed"]
+        status: JobStatus = "canceled"
+        reason = f"DAG run {job.job_id} was marked failed at party {self.party_id}"
+        if failed:
+            status = "failed"
+            reason = f"task {failed[0]} failed at party {self.party_id} (DAG run failed)"
+        if job.is_initiator:
+            self._end_job(job, status, reason)
+        else:
+            self.stop_job(self.party_id, StopJob(job.job_id, status, reason))
+
+    def _check_timeouts(self, job: JobRecord, plan: JobPlan, now: float) -> None:
+        job_timeout = _timeout_of(plan.job_parameters)
+        if job_timeout is not None and job.started is not None and now - job.started > job_timeout:
+            self._end_job(job, st.TIMEOUT, f"job exceeded its timeout of {job_timeout:.0f} s")
+            return
+        for rec in self.store.list_tasks(job.job_id):
+            if rec.status != st.RUNNING or rec.started is None:
+                continue
+            try:
+                timeout = _timeout_of(plan.task(rec.task_name).conf)
+            except KeyError:
+                continue
+            if timeout is not None and now - rec.started > timeout:
+                self.store.update_task(job.job_id, rec.task_name, status=st.TIMEOUT, ended=now)
+                self._end_job(
+                    job, st.TIMEOUT, f"task {rec.task_name} exceeded its timeout of {timeout:.0f} s"
+                )
+                return
+
+    # ------------------------------------------------------------------ helpers
+    def _call(self, party: str, cmd: Any, timeout: float) -> Any:
+        return self.control.call(party, cmd, timeout=timeout)
+
+    def _call_quietly(self, party: str, cmd: Any) -> None:
+        """Fire-and-forget notification with a few retries (stop/rerun must reach slow parties too)."""
+        delay = 0.5
+        for attempt in range(5):
+            try:
+                reply = self.control.call(party, cmd, timeout=15.0)
+                if isinstance(reply, Ack) and not reply.ok:
+                    log.warning("party %s declined %s: %s", party, type(cmd).__name__, reply.message)
+                return
+            except Exception as exc:
+                if attempt == 4 or self._stop.is_set():
+                    log.warning("could not deliver %s to party %s: %s", type(cmd).__name__, party, exc)
+                    return
+                time.sleep(delay)
+                delay *= 2
+
+
+__all__ = ["PartyPolicy", "PartyService"]

@@ -1,0 +1,328 @@
+"""PartyService: FATE-Flow's cross-party coordination, on the in-memory federation and engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from fate_airflow.core.types import Party
+from fate_airflow.dsl.plan import JobPlan, PartyTask, TaskPlan
+from fate_airflow.federation.api import (
+    CreateJob,
+    PrepareTask,
+    QueryJob,
+    ReportTaskStatus,
+    RerunJob,
+    StopJob,
+)
+from fate_airflow.federation.inmemory import InMemoryControlNetwork
+from fate_airflow.scheduler.engine import InMemoryEngine
+from fate_airflow.scheduler.service import PartyPolicy, PartyService
+from fate_airflow.scheduler.store import JobStore
+
+GUEST, HOST = "9999", "10000"
+JOB = "manual__2026-11-27T10:00:00+00:00"
+DAG = "hetero_lr_normal"
+
+
+def make_plan(*, task_timeout: float | None = None, job_timeout: float | None = None) -> JobPlan:
+    g, h, a = Party("guest", GUEST), Party("host", HOST), Party("arbiter", HOST)
+    conf = {"timeout": task_timeout} if task_timeout else {}
+    return JobPlan(
+        format="fate-1.x-dsl-v2",
+        stage="train",
+        initiator=g,
+        parties=(g, h, a),
+        job_parameters={"timeout": job_timeout} if job_timeout else {},
+        tasks=(
+            TaskPlan(
+                "reader_0",
+                "Reader",
+                "reader@1.0.0",
+                (),
+                (
+                    PartyTask(g, {"table": {"namespace": "experiment", "name": "breast_hetero_guest"}}),
+                    PartyTask(h, {"table": {"namespace": "experiment", "name": "breast_hetero_host"}}),
+                ),
+            ),
+            TaskPlan(
+                "lr_0",
+                "HeteroLR",
+                "hetero_lr@1.0.0",
+                ("reader_0",),
+                (PartyTask(g), PartyTask(h), PartyTask(a)),
+                conf=conf,
+            ),
+            TaskPlan("eval_0", "Evaluation", "evaluation@1.0.0", ("lr_0",), (PartyTask(g),)),
+        ),
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Federation2:
+    net: InMemoryControlNetwork
+    guest: PartyService
+    host: PartyService
+    guest_engine: InMemoryEngine
+    host_engine: InMemoryEngine
+    clock: Clock
+
+    def drain(self) -> None:
+        self.guest.drain()
+        self.host.drain()
+
+
+@pytest.fixture
+def fed() -> Federation2:
+    net = InMemoryControlNetwork()
+    clock = Clock()
+    engines = {GUEST: InMemoryEngine(), HOST: InMemoryEngine()}
+    services = {}
+    for pid, allowed in ((GUEST, None), (HOST, (GUEST,))):
+        svc = PartyService(
+            pid,
+            JobStore(),
+            engines[pid],
+            PartyPolicy(allowed_initiators=allowed, readable_tables=("experiment.*",), party_timeout=10),
+            clock=clock,
+        )
+        svc.attach_control(net.client(pid))
+        net.register(pid, svc)
+        services[pid] = svc
+    return Federation2(net, services[GUEST], services[HOST], engines[GUEST], engines[HOST], clock)
+
+
+def submit(fed: Federation2, plan: JobPlan | None = None) -> JobPlan:
+    plan = plan or make_plan()
+    # The initiator's own DAG run exists before submission (the user triggered it).
+    fed.guest_engine.materialize_job(DAG, plan.to_dict())
+    fed.guest_engine.create_run(DAG, JOB, {})
+    reply = fed.guest.create_job(GUEST, CreateJob(JOB, DAG, GUEST, plan.to_dict(), {"x": 1}))
+    assert reply.accepted, reply.reason
+    return plan
+
+
+def run_task(
+    fed: Federation2, task: str, parties: tuple[str, ...] = (GUEST, HOST), status: str = "success"
+) -> int:
+    """Prepare everywhere, start, then report ``status`` from every party; returns the version."""
+    services = {GUEST: fed.guest, HOST: fed.host}
+    decisions = [services[p].prepare_task(p, PrepareTask(JOB, task, p)) for p in parties]
+    decisions = [services[p].prepare_task(p, PrepareTask(JOB, task, p)) for p in parties]
+    assert all(d.action == "start" for d in decisions), decisions
+    version = decisions[0].task_version
+    for p in parties:
+        services[p].report_task_status(p, ReportTaskStatus(JOB, task, version, p, status))  # type: ignore[arg-type]
+    return version
+
+
+def test_submit_creates_the_job_and_the_dag_run_at_every_party(fed: Federation2) -> None:
+    submit(fed)
+    host_job = fed.host.store.get_job(JOB)
+    assert host_job is not None and host_job.initiator_party_id == GUEST and not host_job.is_initiator
+    assert fed.host_engine.runs[(DAG, JOB)].conf == {"x": 1}
+    assert [t["name"] for t in fed.host_engine.dags[DAG]["tasks"]] == ["reader_0", "lr_0", "eval_0"]
+    assert fed.guest.query_job(GUEST, QueryJob(JOB)).status == "running"
+
+
+def test_a_task_starts_only_when_all_its_parties_are_ready(fed: Federation2) -> None:
+    submit(fed)
+    first = fed.guest.prepare_task(GUEST, PrepareTask(JOB, "reader_0", GUEST))
+    assert first.action == "wait" and HOST in first.reason
+    host = fed.host.prepare_task(HOST, PrepareTask(JOB, "reader_0", HOST))
+    again = fed.guest.prepare_task(GUEST, PrepareTask(JOB, "reader_0", GUEST))
+    assert (host.action, host.task_version) == ("start", 0)
+    assert (again.action, again.task_version) == ("start", 0)
+
+
+def test_downstream_waits_for_upstream_success_at_all_parties(fed: Federation2) -> None:
+    submit(fed)
+    for p, svc in ((GUEST, fed.guest), (HOST, fed.host)):
+        svc.prepare_task(p, PrepareTask(JOB, "reader_0", p))
+    fed.guest.report_task_status(GUEST, ReportTaskStatus(JOB, "reader_0", 0, GUEST, "success"))
+    # Host still running reader_0: lr_0 must wait even though both are ready for it.
+    fed.host.prepare_task(HOST, PrepareTask(JOB, "lr_0", HOST))
+    d = fed.guest.prepare_task(GUEST, PrepareTask(JOB, "lr_0", GUEST))
+    assert d.action == "wait" and "reader_0" in d.reason
+    fed.host.report_task_status(HOST, ReportTaskStatus(JOB, "reader_0", 0, HOST, "success"))
+    assert fed.guest.prepare_task(GUEST, PrepareTask(JOB, "lr_0", GUEST)).action == "start"
+
+
+def test_job_succeeds_when_every_task_succeeded_everywhere(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    run_task(fed, "lr_0")
+    run_task(fed, "eval_0", parties=(GUEST,))
+    fed.drain()
+    view = fed.guest.query_job(GUEST, QueryJob(JOB))
+    assert view.status == "success"
+    assert fed.host.store.get_job(JOB).status == "success"  # type: ignore[union-attr]
+    eval_cells = {c.party_id: c.status for c in view.tasks[2].parties}
+    assert eval_cells == {GUEST: "success", HOST: "pass"}  # evaluation does not run at the host
+
+
+def test_failure_at_the_host_fails_the_job_everywhere_with_its_error(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    for p, svc in ((GUEST, fed.guest), (HOST, fed.host)):
+        svc.prepare_task(p, PrepareTask(JOB, "lr_0", p))
+    fed.guest.prepare_task(GUEST, PrepareTask(JOB, "lr_0", GUEST))
+    fed.host.report_task_status(
+        HOST, ReportTaskStatus(JOB, "lr_0", 0, HOST, "failed", error="boom: bad table")
+    )
+    fed.drain()
+    job = fed.guest.store.get_job(JOB)
+    assert job is not None and job.status == "failed"
+    assert job.reason == "task lr_0 failed at party 10000 (host/arbiter): boom: bad table"
+    assert fed.host.store.get_job(JOB).status == "failed"  # type: ignore[union-attr]
+    assert fed.guest_engine.runs[(DAG, JOB)].state == "failed"
+    assert fed.host_engine.runs[(DAG, JOB)].state == "failed"
+    # The guest's running share is told to abort.
+    assert fed.guest.prepare_task(GUEST, PrepareTask(JOB, "eval_0", GUEST)).action == "abort"
+
+
+def test_rerun_from_the_failed_component_uses_version_plus_one_everywhere(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    assert run_task(fed, "lr_0", status="failed") == 0
+    fed.drain()
+    ack = fed.guest.rerun_job(GUEST, RerunJob(JOB, ("lr_0",)))
+    assert ack.ok, ack.message
+    fed.drain()
+    assert fed.host_engine.runs[(DAG, JOB)].state == "running"
+    assert fed.host_engine.runs[(DAG, JOB)].tasks["lr_0"] is None
+    assert fed.host_engine.runs[(DAG, JOB)].tasks["eval_0"] is None
+    assert run_task(fed, "lr_0") == 1
+    run_task(fed, "eval_0", parties=(GUEST,))
+    fed.drain()
+    assert fed.guest.store.get_job(JOB).status == "success"  # type: ignore[union-attr]
+    assert fed.host.store.get_job(JOB).status == "success"  # type: ignore[union-attr]
+
+
+def test_clearing_a_task_in_the_initiators_ui_reruns_it_everywhere(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    run_task(fed, "lr_0", status="failed")
+    fed.drain()
+    # The user clears lr_0 (with downstream) in the guest's Airflow UI.
+    fed.guest_engine.clear_tasks(DAG, JOB, ("lr_0", "eval_0"))
+    d = fed.guest.prepare_task(GUEST, PrepareTask(JOB, "lr_0", GUEST))
+    assert d.action == "wait"
+    fed.drain()
+    assert fed.host_engine.runs[(DAG, JOB)].tasks["lr_0"] is None
+    assert run_task(fed, "lr_0") == 1
+
+
+def test_a_stale_task_at_the_initiator_is_not_mistaken_for_a_rerun(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    run_task(fed, "lr_0", status="failed")
+    fed.drain()
+    # The local run was failed by the service: a late prepare is told to abort.
+    assert fed.guest_engine.runs[(DAG, JOB)].state == "failed"
+    assert fed.guest.prepare_task(GUEST, PrepareTask(JOB, "eval_0", GUEST)).action == "abort"
+
+
+def test_host_refuses_an_initiator_it_does_not_allow(fed: Federation2) -> None:
+    fed.host.policy = PartyPolicy(allowed_initiators=("8888",))
+    plan = make_plan()
+    fed.guest_engine.materialize_job(DAG, plan.to_dict())
+    reply = fed.guest.create_job(GUEST, CreateJob(JOB, DAG, GUEST, plan.to_dict()))
+    assert not reply.accepted
+    assert reply.reason == (
+        "job submission failed: party 10000 refused: party 10000 does not accept jobs from initiator 9999 "
+        "(allowed initiators: 8888)"
+    )
+    assert fed.host.store.get_job(JOB) is None
+    assert fed.guest.prepare_task(GUEST, PrepareTask(JOB, "reader_0", GUEST)).action == "abort"
+
+
+def test_host_refuses_a_table_it_does_not_expose(fed: Federation2) -> None:
+    fed.host.policy = PartyPolicy(readable_tables=("public.*",))
+    plan = make_plan()
+    reply = fed.guest.create_job(GUEST, CreateJob(JOB, DAG, GUEST, plan.to_dict()))
+    assert not reply.accepted
+    assert "job may not read table experiment.breast_hetero_host at party 10000" in reply.reason
+
+
+def test_unreachable_party_fails_submission_naming_it(fed: Federation2) -> None:
+    fed.net.down.add(HOST)
+    plan = make_plan()
+    reply = fed.guest.create_job(GUEST, CreateJob(JOB, DAG, GUEST, plan.to_dict()))
+    assert not reply.accepted and "party 10000 could not be reached" in reply.reason
+
+
+def test_stop_requested_at_a_host_stops_the_job_everywhere(fed: Federation2) -> None:
+    submit(fed)
+    ack = fed.host.stop_job(HOST, StopJob(JOB, "canceled", "user pressed stop"))
+    assert ack.ok
+    fed.drain()
+    assert fed.guest.store.get_job(JOB).status == "canceled"  # type: ignore[union-attr]
+    assert fed.host.store.get_job(JOB).status == "canceled"  # type: ignore[union-attr]
+    assert fed.host_engine.runs[(DAG, JOB)].state == "failed"
+
+
+def test_a_run_marked_failed_in_a_ui_stops_the_job(fed: Federation2) -> None:
+    submit(fed)
+    fed.host_engine.runs[(DAG, JOB)].state = "failed"
+    for _ in range(3):
+        fed.host.supervise_once()
+    fed.drain()
+    job = fed.guest.store.get_job(JOB)
+    assert job is not None and job.status == "canceled"
+    assert job.reason == f"DAG run {JOB} was marked failed at party 10000"
+    assert fed.guest_engine.runs[(DAG, JOB)].state == "failed"
+
+
+def test_an_unreachable_party_fails_the_running_job_naming_it(fed: Federation2) -> None:
+    submit(fed)
+    fed.net.down.add(HOST)
+    fed.clock.now += 5
+    fed.guest.supervise_once()
+    assert fed.guest.store.get_job(JOB).status == "running"  # type: ignore[union-attr]
+    fed.clock.now += 11
+    fed.guest.supervise_once()
+    job = fed.guest.store.get_job(JOB)
+    assert job is not None and job.status == "failed"
+    assert job.reason.startswith("party 10000 (host/arbiter) is unreachable: no answer for")
+
+
+def test_task_timeout_ends_the_job_with_timeout(fed: Federation2) -> None:
+    submit(fed, make_plan(task_timeout=30))
+    run_task(fed, "reader_0")
+    for p, svc in ((GUEST, fed.guest), (HOST, fed.host)):
+        svc.prepare_task(p, PrepareTask(JOB, "lr_0", p))
+    fed.guest.prepare_task(GUEST, PrepareTask(JOB, "lr_0", GUEST))
+    fed.clock.now += 31
+    fed.guest.supervise_once()
+    fed.drain()
+    job = fed.guest.store.get_job(JOB)
+    assert job is not None and (job.status, job.reason) == (
+        "timeout",
+        "task lr_0 exceeded its timeout of 30 s",
+    )
+    assert fed.host.store.get_job(JOB).status == "timeout"  # type: ignore[union-attr]
+
+
+def test_reports_of_an_old_version_are_ignored(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    ack = fed.guest.report_task_status(GUEST, ReportTaskStatus(JOB, "reader_0", 7, GUEST, "failed"))
+    assert ack.ok and "ignored" in ack.message
+    assert fed.guest.store.get_job(JOB).status == "running"  # type: ignore[union-attr]
+
+
+def test_a_party_cannot_speak_for_another(fed: Federation2) -> None:
+    submit(fed)
+    d = fed.guest.prepare_task(HOST, PrepareTask(JOB, "reader_0", GUEST))
+    assert d.action == "abort"
+    assert not fed.guest.report_task_status(HOST, ReportTaskStatus(JOB, "reader_0", 0, GUEST, "failed")).ok
