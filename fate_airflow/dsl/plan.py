@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fate_airflow.core.types import InputRef, Party
+from fate_airflow.dsl.merge import deep_merge
 
 PlanFormat = Literal["fate-1.x-dsl-v2", "fate-2.x-dag"]
 Stage = Literal["train", "predict", "default", "cross_validation"]
@@ -23,15 +24,25 @@ class PartyTask:
 
     party: Party
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    #: Party-specific task conf laid over :attr:`TaskPlan.conf` (2.x ``party_tasks.<alias>.conf`` and
+    #: ``party_tasks.<alias>.tasks.<t>.conf``); empty for most tasks. See :meth:`TaskPlan.conf_for`.
+    conf: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``{"role", "party_id", "parameters"}``."""
-        return {**self.party.to_dict(), "parameters": dict(self.parameters)}
+        """JSON form: ``{"role", "party_id", "parameters"}``, plus ``"conf"`` when it is not empty."""
+        out: dict[str, Any] = {**self.party.to_dict(), "parameters": dict(self.parameters)}
+        if self.conf:
+            out["conf"] = dict(self.conf)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PartyTask:
         """Inverse of :meth:`to_dict`."""
-        return cls(Party(data["role"], str(data["party_id"])), dict(data.get("parameters") or {}))
+        return cls(
+            Party(data["role"], str(data["party_id"])),
+            dict(data.get("parameters") or {}),
+            dict(data.get("conf") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,16 @@ class TaskPlan:
     def runs_at(self, party_id: str) -> tuple[PartyTask, ...]:
         """This task's shares at ``party_id`` (several when the id plays several roles)."""
         return tuple(pt for pt in self.parties if pt.party.party_id == party_id)
+
+    def conf_for(self, party: Party) -> dict[str, Any]:
+        """The effective task conf at ``party``: :attr:`conf` with that party's overrides laid over it.
+
+        :raises KeyError: the task does not run at ``party``.
+        """
+        for pt in self.parties:
+            if pt.party == party:
+                return deep_merge(self.conf, pt.conf)
+        raise KeyError(str(party))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (key order is part of the CLI contract)."""

@@ -1,0 +1,647 @@
+"""FATE 2.x DAG (YAML or JSON): ``schema_version`` 2.x + ``dag``.
+
+Semantics follow FATE-Flow 2.2 (see ``fate-flow.md`` §2.3):
+
+* ``dag.parties`` lists ``{role, party_id: [ids]}``; a task runs at its explicit ``parties`` or, when
+  it has none, at every job party whose role the component supports;
+* parameters at a party are ``tasks.<t>.parameters`` with each matching
+  ``party_tasks.<alias>.tasks.<t>.parameters`` deep-merged over it (aliases in file order);
+* task conf is ``dag.conf.task`` ← ``tasks.<t>.conf`` (:attr:`TaskPlan.conf`), then per party
+  ``party_tasks.<alias>.conf`` ← ``party_tasks.<alias>.tasks.<t>.conf`` (:attr:`PartyTask.conf`);
+* inputs are ``task_output_artifact`` (an edge), ``data_warehouse`` (a stored table) or
+  ``model_warehouse`` (a stored model); ``party_tasks.<alias>.tasks.<t>.inputs`` replace the task's
+  input of the same kind and key at the alias's parties. ``parties`` (or the older ``roles``) inside
+  an input restrict which parties consume it. ``dependent_tasks`` is informational and ignored.
+
+Schema ``2.0.0.alpha`` (``inputs.artifacts``, file-URI readers) is historical and rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fate_airflow.core.types import ROLE_ORDER, InputKind, InputRef, InputSource, Party
+from fate_airflow.dsl._common import (
+    Doc,
+    FieldPath,
+    Problems,
+    check_component_name,
+    check_party_id,
+    check_role,
+    check_table_part,
+    close_names,
+    did_you_mean,
+    get_mapping,
+    get_str,
+    type_name,
+)
+from fate_airflow.dsl.catalogue import BY_COMPONENT_REF, CatalogueEntry, lookup_component_ref
+from fate_airflow.dsl.graph import topological_order
+from fate_airflow.dsl.merge import merge_all
+from fate_airflow.dsl.plan import JobPlan, PartyTask, PlanFormat, TaskPlan
+
+FORMAT: PlanFormat = "fate-2.x-dag"
+STAGES: tuple[str, ...] = ("train", "predict", "default", "cross_validation")
+#: ``2.<minor>.<patch>`` optionally followed by a beta or release-candidate tag.
+SCHEMA_VERSION = re.compile(r"2\.\d+\.\d+(?:[.-]?(?:beta|rc)\d*)?")
+SUPPORTED_SCHEMAS = "2.x from 2.0.0.beta on (e.g. 2.0.0.beta, 2.0.0, 2.1.0, 2.2.0)"
+READER = "reader@1.0.0"
+INPUT_SOURCES: Mapping[str, tuple[str, ...]] = {
+    "data": ("task_output_artifact", "data_warehouse"),
+    "model": ("task_output_artifact", "model_warehouse"),
+}
+
+
+@dataclass
+class _Spec:
+    """One artifact reference inside an input slot."""
+
+    source: str  # task_output_artifact | data_warehouse | model_warehouse
+    body: Mapping[str, Any]
+    path: FieldPath
+    filter: frozenset[Party] | None = None  # from `parties` / `roles`
+
+
+@dataclass
+class _Slot:
+    """``inputs.<kind>.<key>`` of a task (origin "") or of a party_tasks alias (origin = alias)."""
+
+    origin: str
+    kind: str
+    key: str
+    specs: list[_Spec]
+
+
+@dataclass
+class _Task:
+    name: str
+    ref: str | None
+    entry: CatalogueEntry | None
+    parameters: Mapping[str, Any]
+    conf: Mapping[str, Any]
+    stage: str
+    explicit: list[Party] | None
+    slots: list[_Slot]
+    path: FieldPath
+    running: list[Party] = field(default_factory=list)
+
+
+@dataclass
+class _AliasTask:
+    parameters: Mapping[str, Any]
+    conf: Mapping[str, Any]
+    slots: list[_Slot]
+    path: FieldPath
+
+
+@dataclass
+class _Alias:
+    name: str
+    parties: frozenset[Party]
+    conf: Mapping[str, Any]
+    tasks: dict[str, _AliasTask]
+
+
+# --------------------------------------------------------------------------- small parsers
+
+
+def _check_schema(doc: Doc, problems: Problems) -> bool:
+    version = doc.data.get("schema_version")
+    path: FieldPath = ("schema_version",)
+    if version is None:
+        problems.add(doc, path, f"missing (required); supported: {SUPPORTED_SCHEMAS}")
+        return False
+    if isinstance(version, str) and "alpha" in version.lower():
+        problems.add(
+            doc,
+            path,
+            f"unsupported schema version {version!r}: the 2.0.0 alpha DAG schema (inputs.artifacts, "
+            f"file-URI readers) is historical; supported: {SUPPORTED_SCHEMAS}",
+        )
+        return False
+    if not isinstance(version, str) or not SCHEMA_VERSION.fullmatch(version):
+        problems.add(doc, path, f"unsupported schema version {version!r}; supported: {SUPPORTED_SCHEMAS}")
+        return False
+    return True
+
+
+def _party_list(
+    doc: Doc,
+    problems: Problems,
+    value: object,
+    path: FieldPath,
+    *,
+    known: frozenset[Party] | None,
+) -> list[Party] | None:
+    """``[{role, party_id: [ids]}, ...]`` as parties in file order (duplicates dropped).
+
+    :param known: the job's parties; entries outside it are problems. None while reading
+        ``dag.parties`` itself.
+    """
+    if not isinstance(value, list):
+        problems.add(doc, path, f"expected a list of {{role, party_id}} entries, got {type_name(value)}")
+        return None
+    parties: list[Party] = []
+    for i, item in enumerate(value):
+        ipath = (*path, i)
+        if not isinstance(item, Mapping):
+            problems.add(doc, ipath, f"expected a mapping {{role, party_id}}, got {type_name(item)}")
+            continue
+        role = check_role(problems, doc, item.get("role"), (*ipath, "role"))
+        ids = item.get("party_id")
+        if ids is None:
+            problems.add(doc, (*ipath, "party_id"), "missing (required)")
+            continue
+        if not isinstance(ids, list):
+            problems.add(doc, (*ipath, "party_id"), f"expected a list of party ids, got {type_name(ids)}")
+            continue
+        if not ids:
+            problems.add(doc, (*ipath, "party_id"), "empty list")
+        for j, raw in enumerate(ids):
+            pid = check_party_id(problems, doc, raw, (*ipath, "party_id", j))
+            if pid is None or role is None:
+                continue
+            party = Party(role, pid)
+            if known is not None and party not in known:
+                problems.add(
+                    doc, (*ipath, "party_id", j), f"{role} {pid} is not a party of the job (dag.parties)"
+                )
+                continue
+            if party in parties:
+                if known is None:
+                    problems.add(doc, (*ipath, "party_id", j), f"{role} {pid} listed twice")
+                continue
+            parties.append(party)
+    return parties
+
+
+def _plan_order(parties: list[Party]) -> list[Party]:
+    """Guests, then hosts, then arbiters (then local), each in file order."""
+    return sorted(parties, key=lambda p: ROLE_ORDER.index(p.role))
+
+
+def _stage(doc: Doc, problems: Problems, value: object, path: FieldPath, default: str) -> str:
+    if value is None:
+        return default
+    if value not in STAGES:
+        problems.add(doc, path, f"unknown stage {value!r}; expected one of {', '.join(STAGES)}")
+        return default
+    return str(value)
+
+
+def _parse_slots(
+    doc: Doc, problems: Problems, owner: Mapping[str, Any], path: FieldPath, origin: str
+) -> list[_Slot]:
+    """The ``inputs`` of a task or alias task, in file order."""
+    inputs = get_mapping(problems, doc, owner, "inputs", path)
+    slots: list[_Slot] = []
+    for kind, by_key in (inputs or {}).items():
+        kpath = (*path, kind)
+        if kind not in INPUT_SOURCES:
+            problems.add(doc, kpath, f"unknown input kind {kind!r}; expected data or model")
+            continue
+        if by_key is None:
+            continue
+        if not isinstance(by_key, Mapping):
+            problems.add(doc, kpath, f"expected a mapping of inputs, got {type_name(by_key)}")
+            continue
+        for key, spec in by_key.items():
+            spath = (*kpath, key)
+            if not isinstance(spec, Mapping):
+                problems.add(doc, spath, f"expected a mapping, got {type_name(spec)}")
+                continue
+            allowed = INPUT_SOURCES[kind]
+            specs: list[_Spec] = []
+            for source, body in spec.items():
+                bpath = (*spath, source)
+                if source not in allowed:
+                    problems.add(
+                        doc, bpath, f"unknown {kind} input source {source!r}; expected {' or '.join(allowed)}"
+                    )
+                    continue
+                bodies = body if source == "task_output_artifact" and isinstance(body, list) else [body]
+                for i, item in enumerate(bodies):
+                    ipath = (*bpath, i) if isinstance(body, list) else bpath
+                    if not isinstance(item, Mapping):
+                        problems.add(doc, ipath, f"expected a mapping, got {type_name(item)}")
+                        continue
+                    specs.append(_Spec(source, item, ipath))
+            if len({s.source for s in specs}) > 1:
+                problems.add(doc, spath, f"give one of {' or '.join(allowed)}, not both")
+                continue
+            if specs:
+                slots.append(_Slot(origin, kind, key, specs))
+    return slots
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class _Context:
+    doc: Doc
+    problems: Problems
+    parties: list[Party]  # plan order
+    known: frozenset[Party]
+    tasks: dict[str, _Task]
+    aliases: list[_Alias]
+    model_warehouse: Mapping[str, Any]
+
+
+def plan_v2(doc: Doc, problems: Problems, *, source: str) -> JobPlan | None:
+    """Validate a 2.x DAG document and build its plan.
+
+    :param doc: the parsed document, with trigger overrides merged in.
+    :param problems: receives every problem found.
+    :param source: the plan's ``source`` text.
+    :returns: the plan, or None if any problem was found.
+    """
+    if not _check_schema(doc, problems):
+        return None
+    kind = doc.data.get("kind")
+    if kind is not None and kind != "fate":
+        problems.add(doc, ("kind",), f"unsupported kind {kind!r}; only 'fate' DAGs are supported")
+    dag = get_mapping(problems, doc, doc.data, "dag", ("dag",), required=True)
+    if dag is None:
+        return None
+
+    raw_parties = dag.get("parties")
+    if raw_parties is None:
+        problems.add(doc, ("dag", "parties"), "missing (required)")
+    parsed = (
+        _party_list(doc, problems, raw_parties, ("dag", "parties"), known=None)
+        if raw_parties is not None
+        else []
+    )
+    parties = _plan_order(parsed or [])
+    if raw_parties is not None and not parties and parsed is not None:
+        problems.add(doc, ("dag", "parties"), "no parties")
+
+    conf = get_mapping(problems, doc, dag, "conf", ("dag", "conf")) or {}
+    conf_task = get_mapping(problems, doc, conf, "task", ("dag", "conf", "task")) or {}
+    model_warehouse = (
+        get_mapping(problems, doc, conf, "model_warehouse", ("dag", "conf", "model_warehouse")) or {}
+    )
+    job_stage = _stage(doc, problems, dag.get("stage"), ("dag", "stage"), "train")
+    initiator = _initiator(doc, problems, conf, parties)
+
+    ctx = _Context(doc, problems, parties, frozenset(parties), {}, [], model_warehouse)
+    section = get_mapping(problems, doc, dag, "tasks", ("dag", "tasks"), required=True)
+    if section is not None and not section:
+        problems.add(doc, ("dag", "tasks"), "no tasks")
+    for name, body in (section or {}).items():
+        task = _parse_task(ctx, name, body, conf_task, job_stage)
+        if task is not None:
+            ctx.tasks[name] = task
+    _parse_aliases(ctx, dag)
+    for task in ctx.tasks.values():
+        task.running = _running(ctx, task)
+
+    inputs = {name: _resolve_inputs(ctx, task) for name, task in ctx.tasks.items()}
+    upstream = {
+        name: sorted({i.producer_task for i in refs if i.source == "task" and i.producer_task})
+        for name, refs in inputs.items()
+    }
+    order, cycles = topological_order(list(ctx.tasks), upstream)
+    for cycle in cycles:
+        problems.add(doc, ("dag", "tasks"), f"cycle: {' -> '.join(cycle)}")
+    shares = {name: _shares(ctx, task) for name, task in ctx.tasks.items()}
+    if problems or initiator is None:
+        return None
+
+    tasks: list[TaskPlan] = []
+    for name in order:
+        task = ctx.tasks[name]
+        assert task.entry is not None and task.ref is not None  # no problems recorded
+        tasks.append(
+            TaskPlan(
+                name=name,
+                component=task.ref,
+                implementation=task.entry.implementation,
+                upstream=tuple(upstream[name]),
+                parties=tuple(shares[name]),
+                inputs=tuple(inputs[name]),
+                outputs=dict(task.entry.outputs_v2),
+                stage=task.stage,
+                conf=dict(task.conf),
+            )
+        )
+    return JobPlan(
+        format=FORMAT,
+        stage=job_stage,
+        initiator=initiator,
+        parties=tuple(parties),
+        tasks=tuple(tasks),
+        job_parameters=merge_all(conf),
+        source=source,
+    )
+
+
+def _initiator(doc: Doc, problems: Problems, conf: Mapping[str, Any], parties: list[Party]) -> Party | None:
+    """The scheduler party: ``scheduler_party_id``, else ``initiator_party_id``, else the first guest."""
+    for key in ("scheduler_party_id", "initiator_party_id"):
+        if conf.get(key) is None:
+            continue
+        path: FieldPath = ("dag", "conf", key)
+        pid = check_party_id(problems, doc, conf[key], path)
+        if pid is None:
+            return None
+        roles = [p.role for p in parties if p.party_id == pid]
+        if not roles:
+            if parties:
+                problems.add(doc, path, f"party {pid} is not a party of the job (dag.parties)")
+            return None
+        return Party("guest" if "guest" in roles else roles[0], pid)
+    guests = [p for p in parties if p.role == "guest"]
+    return guests[0] if guests else (parties[0] if parties else None)
+
+
+def _parse_task(
+    ctx: _Context, name: str, body: object, conf_task: Mapping[str, Any], job_stage: str
+) -> _Task | None:
+    doc, problems = ctx.doc, ctx.problems
+    path: FieldPath = ("dag", "tasks", name)
+    check_component_name(problems, doc, name, path, "task")
+    if not isinstance(body, Mapping):
+        problems.add(doc, path, f"expected a mapping, got {type_name(body)}")
+        return _Task(name, None, None, {}, {}, job_stage, None, [], path)
+    ref = get_str(problems, doc, body, "component_ref", (*path, "component_ref"), required=True)
+    entry = lookup_component_ref(ref) if ref else None
+    if ref and entry is None:
+        hits = close_names(ref, BY_COMPONENT_REF)
+        hint = f"; close known names: {', '.join(hits)}" if hits else ""
+        problems.add(
+            doc, (*path, "component_ref"), f"unknown component_ref {ref!r}: not in the catalogue{hint}"
+        )
+    parameters = get_mapping(problems, doc, body, "parameters", (*path, "parameters")) or {}
+    task_conf = get_mapping(problems, doc, body, "conf", (*path, "conf")) or {}
+    stage = _stage(doc, problems, body.get("stage"), (*path, "stage"), job_stage)
+    explicit: list[Party] | None = None
+    if body.get("parties") is not None:
+        explicit = _party_list(doc, problems, body["parties"], (*path, "parties"), known=ctx.known) or []
+        if entry is not None:
+            _check_roles(ctx, entry, ref or "", body["parties"], explicit, (*path, "parties"))
+    if entry is not None and entry.implementation == READER:
+        _check_table_params(ctx, parameters, (*path, "parameters"))
+    slots = _parse_slots(doc, problems, body, (*path, "inputs"), "")
+    return _Task(name, ref, entry, parameters, merge_all(conf_task, task_conf), stage, explicit, slots, path)
+
+
+def _check_roles(
+    ctx: _Context, entry: CatalogueEntry, ref: str, raw: object, explicit: list[Party], path: FieldPath
+) -> None:
+    """An explicit task party at a role the component does not support is an error (not dropped)."""
+    reported: set[str] = set()
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        role = item.get("role") if isinstance(item, Mapping) else None
+        if role in ROLE_ORDER and role not in entry.roles_v2 and role not in reported:
+            reported.add(role)
+            ctx.problems.add(
+                ctx.doc,
+                (*path, i, "role"),
+                f"component {ref!r} does not run at role {role} (it runs at {', '.join(entry.roles_v2)})",
+            )
+    explicit[:] = [p for p in explicit if p.role in entry.roles_v2]
+
+
+def _check_table_params(ctx: _Context, parameters: Mapping[str, Any], path: FieldPath) -> None:
+    for part in ("namespace", "name"):
+        if parameters.get(part) is not None:
+            check_table_part(ctx.problems, ctx.doc, parameters[part], (*path, part), part)
+
+
+def _parse_aliases(ctx: _Context, dag: Mapping[str, Any]) -> None:
+    doc, problems = ctx.doc, ctx.problems
+    section = get_mapping(problems, doc, dag, "party_tasks", ("dag", "party_tasks"))
+    for alias, body in (section or {}).items():
+        path: FieldPath = ("dag", "party_tasks", alias)
+        if not isinstance(body, Mapping):
+            problems.add(doc, path, f"expected a mapping, got {type_name(body)}")
+            continue
+        if body.get("parties") is None:
+            problems.add(doc, (*path, "parties"), "missing (required)")
+            members: list[Party] = []
+        else:
+            members = _party_list(doc, problems, body["parties"], (*path, "parties"), known=ctx.known) or []
+        conf = get_mapping(problems, doc, body, "conf", (*path, "conf")) or {}
+        tasks: dict[str, _AliasTask] = {}
+        for name, tbody in (get_mapping(problems, doc, body, "tasks", (*path, "tasks")) or {}).items():
+            tpath: FieldPath = (*path, "tasks", name)
+            if name not in ctx.tasks:
+                problems.add(
+                    doc, tpath, f"no task {name!r} in dag.tasks{did_you_mean(name, list(ctx.tasks))}"
+                )
+                continue
+            if not isinstance(tbody, Mapping):
+                problems.add(doc, tpath, f"expected a mapping, got {type_name(tbody)}")
+                continue
+            parameters = get_mapping(problems, doc, tbody, "parameters", (*tpath, "parameters")) or {}
+            entry = ctx.tasks[name].entry
+            if entry is not None and entry.implementation == READER:
+                _check_table_params(ctx, parameters, (*tpath, "parameters"))
+            tasks[name] = _AliasTask(
+                parameters,
+                get_mapping(problems, doc, tbody, "conf", (*tpath, "conf")) or {},
+                _parse_slots(doc, problems, tbody, (*tpath, "inputs"), alias),
+                tpath,
+            )
+        ctx.aliases.append(_Alias(alias, frozenset(members), conf, tasks))
+
+
+def _running(ctx: _Context, task: _Task) -> list[Party]:
+    if task.entry is None:
+        return []
+    if task.explicit is not None:
+        wanted = set(task.explicit)
+        return [p for p in ctx.parties if p in wanted]
+    return [p for p in ctx.parties if p.role in task.entry.roles_v2]
+
+
+def _spec_filter(ctx: _Context, task: _Task, spec: _Spec) -> frozenset[Party] | None:
+    """The parties named by the spec's ``parties`` (or older ``roles``) key; None if it has neither."""
+    doc, problems = ctx.doc, ctx.problems
+    if spec.body.get("parties") is not None:
+        listed = _party_list(doc, problems, spec.body["parties"], (*spec.path, "parties"), known=ctx.known)
+        for party in listed or []:
+            if party not in task.running:
+                problems.add(
+                    doc,
+                    (*spec.path, "parties"),
+                    f"task {task.name!r} does not run at {party.role} {party.party_id}",
+                )
+        return frozenset(listed or [])
+    roles = spec.body.get("roles")
+    if roles is None:
+        return None
+    if not isinstance(roles, list):
+        problems.add(doc, (*spec.path, "roles"), f"expected a list of roles, got {type_name(roles)}")
+        return frozenset()
+    chosen: set[Party] = set()
+    for i, role in enumerate(roles):
+        if check_role(problems, doc, role, (*spec.path, "roles", i)) is None:
+            continue
+        at_role = [p for p in task.running if p.role == role]
+        if not at_role and task.running:
+            problems.add(doc, (*spec.path, "roles", i), f"task {task.name!r} does not run at any {role}")
+        chosen.update(at_role)
+    return frozenset(chosen)
+
+
+def _spec_ref(ctx: _Context, slot: _Slot, spec: _Spec) -> InputRef | None:
+    """The InputRef of one spec without ``parties``; records problems in the spec."""
+    doc, problems, body, path = ctx.doc, ctx.problems, spec.body, spec.path
+    kind: InputKind = slot.kind  # type: ignore[assignment]
+    if spec.source == "data_warehouse":
+        if body.get("name") is None and body.get("namespace") is None:
+            if body.get("job_id") is not None or body.get("producer_task") is not None:
+                problems.add(doc, path, "only stored tables named by name and namespace are supported")
+            else:
+                problems.add(doc, path, "missing name and namespace of the stored table")
+            return None
+        ok = True
+        for part in ("namespace", "name"):
+            if body.get(part) is None:
+                problems.add(doc, (*path, part), "missing (required)")
+                ok = False
+            elif not check_table_part(problems, doc, body[part], (*path, part), part):
+                ok = False
+        if not ok:
+            return None
+        return InputRef(
+            kind=kind, key=slot.key, source="data_warehouse", namespace=body["namespace"], name=body["name"]
+        )
+    producer = get_str(problems, doc, body, "producer_task", (*path, "producer_task"), required=True)
+    output = get_str(
+        problems, doc, body, "output_artifact_key", (*path, "output_artifact_key"), required=True
+    )
+    if producer is None or output is None:
+        return None
+    if spec.source == "model_warehouse":
+        model_id = body.get("model_id", ctx.model_warehouse.get("model_id"))
+        model_version = body.get("model_version", ctx.model_warehouse.get("model_version"))
+        return InputRef(
+            kind=kind,
+            key=slot.key,
+            source="model_warehouse",
+            producer_task=producer,
+            output_key=output,
+            model_id=None if model_id is None else str(model_id),
+            model_version=None if model_version is None else str(model_version),
+        )
+    upstream = ctx.tasks.get(producer)
+    if upstream is None:
+        problems.add(
+            doc,
+            (*path, "producer_task"),
+            f"unknown task {producer!r}{did_you_mean(producer, list(ctx.tasks))}",
+        )
+        return None
+    if upstream.entry is not None:
+        declared = upstream.entry.outputs_v2
+        found = upstream.entry.output_kind_v2(output)
+        if found != slot.kind:
+            listed = ", ".join(declared.get(slot.kind, ())) or "none"
+            problems.add(
+                doc,
+                (*path, "output_artifact_key"),
+                f"task {producer!r} ({upstream.ref}) has no {slot.kind} output {output!r} "
+                f"(its {slot.kind} outputs: {listed})",
+            )
+            return None
+    source: InputSource = "task"
+    return InputRef(kind=kind, key=slot.key, source=source, producer_task=producer, output_key=output)
+
+
+def _aliases_of(ctx: _Context, party: Party) -> list[_Alias]:
+    return [a for a in ctx.aliases if party in a.parties]
+
+
+def _resolve_inputs(ctx: _Context, task: _Task) -> list[InputRef]:
+    """Task inputs in file order (task-level slots, then party_tasks slots by alias order)."""
+    slots = list(task.slots)
+    for alias in ctx.aliases:
+        if task.name in alias.tasks:
+            slots.extend(alias.tasks[task.name].slots)
+    # Which slot each party actually uses for each (kind, key): the last alias wins over the task.
+    effective: dict[tuple[str, str], dict[Party, str]] = {}
+    for party in task.running:
+        for slot in task.slots:
+            effective.setdefault((slot.kind, slot.key), {})[party] = ""
+        for alias in _aliases_of(ctx, party):
+            for slot in alias.tasks[task.name].slots if task.name in alias.tasks else []:
+                effective.setdefault((slot.kind, slot.key), {})[party] = alias.name
+    refs: list[InputRef] = []
+    for slot in slots:
+        users = effective.get((slot.kind, slot.key), {})
+        receivers = [p for p in task.running if users.get(p) == slot.origin]
+        for spec in slot.specs:
+            ref = _spec_ref(ctx, slot, spec)
+            chosen = _spec_filter(ctx, task, spec)
+            if ref is None or not receivers:
+                continue
+            if chosen is not None:
+                _check_producer_runs(ctx, spec, ref, chosen)
+                parties: tuple[Party, ...] | None = tuple(p for p in receivers if p in chosen)
+            elif slot.origin == "" and receivers == task.running:
+                parties = None
+            else:
+                parties = tuple(receivers)
+            if parties == ():
+                continue
+            refs.append(
+                InputRef(
+                    kind=ref.kind,
+                    key=ref.key,
+                    source=ref.source,
+                    producer_task=ref.producer_task,
+                    output_key=ref.output_key,
+                    parties=parties,
+                    model_id=ref.model_id,
+                    model_version=ref.model_version,
+                    namespace=ref.namespace,
+                    name=ref.name,
+                )
+            )
+    return refs
+
+
+def _check_producer_runs(ctx: _Context, spec: _Spec, ref: InputRef, chosen: frozenset[Party]) -> None:
+    if ref.source != "task" or ref.producer_task is None:
+        return
+    producer = ctx.tasks[ref.producer_task]
+    for party in sorted(chosen, key=ctx.parties.index):
+        if party not in producer.running and producer.entry is not None:
+            ctx.problems.add(
+                ctx.doc,
+                spec.path,
+                f"producer task {producer.name!r} does not run at {party.role} {party.party_id}",
+            )
+
+
+def _shares(ctx: _Context, task: _Task) -> list[PartyTask]:
+    shares: list[PartyTask] = []
+    for party in task.running:
+        layers = [a.tasks[task.name] for a in _aliases_of(ctx, party) if task.name in a.tasks]
+        parameters = merge_all(task.parameters, *(t.parameters for t in layers))
+        conf_layers: list[Mapping[str, Any]] = []
+        for alias in _aliases_of(ctx, party):
+            conf_layers.append(alias.conf)
+            if task.name in alias.tasks:
+                conf_layers.append(alias.tasks[task.name].conf)
+        if task.entry is not None and task.entry.implementation == READER:
+            for part in ("namespace", "name"):
+                if parameters.get(part) is None:
+                    ctx.problems.add(
+                        ctx.doc,
+                        (*task.path, "parameters", part),
+                        f"missing (required): the table {task.name} reads at {party.role} {party.party_id} "
+                        f"(set it here or in dag.party_tasks.<alias>.tasks.{task.name}.parameters)",
+                    )
+        shares.append(PartyTask(party, parameters, merge_all(*conf_layers)))
+    return shares
+
+
+__all__ = ["FORMAT", "SUPPORTED_SCHEMAS", "plan_v2"]
