@@ -1,0 +1,86 @@
+"""The explicit component registry: catalogue implementation id → component class.
+
+The DSL catalogue maps FATE 1.x module names (``HeteroLR``) and 2.x component refs
+(``coordinated_lr``) onto these ids; this module maps the ids onto code. Ids that are catalogued but
+not built yet are listed in :data:`PLANNED`: a job using them plans, but running them raises
+:class:`~fate_airflow.core.errors.NotImplementedComponentError` — never a fake success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Literal
+
+from fate_airflow.components.api import Component
+from fate_airflow.components.reader import Reader
+from fate_airflow.components.toy_example import ToyExample
+from fate_airflow.core.errors import ComponentError, NotImplementedComponentError
+
+#: Implemented components.
+IMPLEMENTED: Mapping[str, type[Component]] = MappingProxyType(
+    {
+        "reader@1.0.0": Reader,
+        "toy_example@1.0.0": ToyExample,
+    }
+)
+
+#: Catalogued but not implemented yet.
+PLANNED: frozenset[str] = frozenset(
+    f"{name}@1.0.0"
+    for name in (
+        "homo_lr",
+        "hetero_secureboost",
+        "hetero_feature_binning",
+        "hetero_feature_selection",
+        "hetero_linr",
+        "data_split",
+        "sample",
+        "union",
+        "statistics",
+        "one_hot",
+        "hetero_poisson",
+        "homo_nn",
+        "hetero_nn",
+        "sshe_lr",
+        "label_transform",
+        "feature_imputation",
+        "upload",
+    )
+)
+
+
+def status(implementation: str) -> Literal["implemented", "planned", "unknown"]:
+    """Whether ``implementation`` is implemented, only catalogued, or unknown."""
+    if implementation in IMPLEMENTED:
+        return "implemented"
+    if implementation in PLANNED:
+        return "planned"
+    return "unknown"
+
+
+def catalogue() -> dict[str, str]:
+    """Every known implementation id with its status, sorted by id."""
+    ids = sorted(set(IMPLEMENTED) | PLANNED)
+    return {i: status(i) for i in ids}
+
+
+def get_component(implementation: str, component: str = "") -> Component:
+    """A fresh instance of the component implementing ``implementation``.
+
+    :param component: the module / component_ref as written in the job file (for the message).
+    :raises NotImplementedComponentError: the id is catalogued but not implemented yet.
+    :raises ComponentError: the id is unknown.
+    """
+    cls = IMPLEMENTED.get(implementation)
+    if cls is not None:
+        return cls()
+    label = component or implementation.split("@")[0]
+    if implementation in PLANNED:
+        raise NotImplementedComponentError(f"component {label} ({implementation}) is not implemented yet")
+    raise ComponentError(
+        f"unknown component implementation {implementation!r} for {label}; known: {', '.join(sorted(IMPLEMENTED))}"
+    )
+
+
+__all__ = ["IMPLEMENTED", "PLANNED", "catalogue", "get_component", "status"]
