@@ -87,6 +87,14 @@ class Federation(ABC):
         :raises FederationTimeout: naming the party and the name/tag still missing after ``timeout``.
         """
 
+    def cleanup(self) -> int:
+        """Drop whatever is still waiting for this party in this session; returns messages removed.
+
+        Call it when a task version is finished for good (messages nobody will ``get`` would
+        otherwise wait for the gateway's age-based garbage collection).
+        """
+        return 0
+
     def close(self) -> None:  # noqa: B027 - optional hook, default no-op
         """Release connections; the default has nothing to release."""
 

@@ -4,11 +4,14 @@ It obeys the same contract as the gRPC implementation (shared contract tests): m
 by session, ``get`` times out naming the party and name/tag, and a (name, tag) may be sent to a
 party only once per session. :attr:`InMemoryHub.log` records what crossed, so privacy tests can
 inspect the messages themselves.
+
+Every object crosses through the same payload codec as over gRPC
+(:mod:`fate_airflow.federation.payload`), so both implementations accept and refuse the same
+values and the receiver always gets a fresh copy, never the sender's object.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +30,7 @@ from fate_airflow.federation.api import (
     Payload,
     dispatch,
 )
+from fate_airflow.federation.payload import decode_stream, iter_encode, measure
 
 
 @dataclass(frozen=True)
@@ -83,23 +87,35 @@ class InMemoryHub:
                 self._cond.wait(remaining)
             return self._boxes.pop(key)
 
+    def cleanup(self, session_id: str, dst: Party | None = None) -> int:
+        """Drop undelivered messages of ``session_id`` (for one destination, or all); returns the count."""
+        with self._cond:
+            doomed = [k for k in self._boxes if k[0] == session_id and (dst is None or k[4] == dst)]
+            for key in doomed:
+                del self._boxes[key]
+            return len(doomed)
+
     def federation(self, session: FederationSession) -> InMemoryFederation:
         """A :class:`Federation` for ``session`` connected to this hub."""
         return InMemoryFederation(self, session)
 
 
 class InMemoryFederation(Federation):
-    """:class:`Federation` over an :class:`InMemoryHub`. Objects are copied, never shared."""
+    """:class:`Federation` over an :class:`InMemoryHub`. Objects are encoded and decoded, never shared."""
 
     def __init__(self, hub: InMemoryHub, session: FederationSession) -> None:
         super().__init__(session)
         self._hub = hub
 
     def remote(self, obj: Payload, name: str, tag: str, parties: Sequence[Party]) -> None:
-        """Send a copy of ``obj`` to each party."""
+        """Send a decoded copy of ``obj`` to each party.
+
+        :raises PayloadError: ``obj`` holds a type that cannot cross a party (nothing is sent).
+        """
+        size = measure(obj)
         for dst in parties:
             key = (self.session.session_id, name, tag, self.session.local, dst)
-            self._hub.put(key, copy.deepcopy(obj))
+            self._hub.put(key, decode_stream(iter_encode(obj), size))
 
     def get(
         self, name: str, tag: str, parties: Sequence[Party], timeout: float | None = None
@@ -110,6 +126,10 @@ class InMemoryFederation(Federation):
             self._hub.take((self.session.session_id, name, tag, src, self.session.local), deadline)
             for src in parties
         ]
+
+    def cleanup(self) -> int:
+        """Drop messages of this session still waiting for this party."""
+        return self._hub.cleanup(self.session.session_id, self.session.local)
 
 
 class InMemoryControlNetwork:
