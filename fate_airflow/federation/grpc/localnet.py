@@ -31,7 +31,9 @@ class PartyFiles:
     client_key: Path
 
 
-def provision(root: Path | str, party_ids: Sequence[str], hosts: Sequence[str] = ("127.0.0.1", "localhost")) -> dict[str, PartyFiles]:
+def provision(
+    root: Path | str, party_ids: Sequence[str], hosts: Sequence[str] = ("127.0.0.1", "localhost")
+) -> dict[str, PartyFiles]:
     """Create a CA plus gateway and client certificates for each party under ``root/<party>/``."""
     out: dict[str, PartyFiles] = {}
     for party in party_ids:
@@ -39,7 +41,9 @@ def provision(root: Path | str, party_ids: Sequence[str], hosts: Sequence[str] =
         ca_cert = init_ca(party, base / "ca", overwrite=True)
         gateway = issue_certificate(base / "ca", party, "gateway", base / "gateway", hosts=hosts)
         client = issue_certificate(base / "ca", party, "client", base / "client")
-        out[party] = PartyFiles(party, ca_cert, base / "ca", gateway.cert, gateway.key, client.cert, client.key)
+        out[party] = PartyFiles(
+            party, ca_cert, base / "ca", gateway.cert, gateway.key, client.cert, client.key
+        )
     return out
 
 
@@ -61,7 +65,12 @@ def gateway_document(
     **extra: Any,
 ) -> dict[str, Any]:
     """A gateway config document for ``party_id`` trusting every other party in ``files``."""
-    doc: dict[str, Any] = {"party_id": party_id, "listen": listen, "data_dir": str(data_dir), "routes": dict(routes)}
+    doc: dict[str, Any] = {
+        "party_id": party_id,
+        "listen": listen,
+        "data_dir": str(data_dir),
+        "routes": dict(routes),
+    }
     if insecure:
         doc["insecure"] = True
     else:
