@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import Literal
 
 from fate_airflow.components.api import Component
+from fate_airflow.components.data_transform import DataTransform
+from fate_airflow.components.feature_scale import FeatureScale
 from fate_airflow.components.reader import Reader
 from fate_airflow.components.toy_example import ToyExample
 from fate_airflow.core.errors import ComponentError, NotImplementedComponentError
@@ -21,6 +23,8 @@ from fate_airflow.core.errors import ComponentError, NotImplementedComponentErro
 IMPLEMENTED: Mapping[str, type[Component]] = MappingProxyType(
     {
         "reader@1.0.0": Reader,
+        "data_transform@1.0.0": DataTransform,
+        "feature_scale@1.0.0": FeatureScale,
         "toy_example@1.0.0": ToyExample,
     }
 )
@@ -46,6 +50,10 @@ PLANNED: frozenset[str] = frozenset(
         "label_transform",
         "feature_imputation",
         "upload",
+        # also catalogued by the DSL (fate_airflow.dsl.catalogue), not built yet
+        "homo_secureboost",
+        "sshe_linr",
+        "feature_correlation",
     )
 )
 

@@ -1,0 +1,61 @@
+"""Small helpers shared by the tabular components (no federation, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from fate_airflow.core.errors import ComponentError
+from fate_airflow.storage.table import Table
+
+
+def feature_matrix(table: Table, where: str, columns: Sequence[str] | None = None) -> np.ndarray:
+    """The feature columns as a float64 matrix (rows in table order).
+
+    :raises ComponentError: a column is missing, not numeric, or holds missing values.
+    """
+    cols = list(columns if columns is not None else table.meta.feature_columns)
+    frame = table.frame
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise ComponentError(f"{where}: feature columns {missing} are not in the input data")
+    if not cols:
+        return np.zeros((len(frame), 0), dtype=np.float64)
+    try:
+        matrix = frame[cols].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        bad = [c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])]
+        raise ComponentError(
+            f"{where}: feature columns {bad} are not numeric (run data_transform first)"
+        ) from None
+    if np.isnan(matrix).any():
+        bad = [c for c, has in zip(cols, np.isnan(matrix).any(axis=0), strict=True) if has]
+        raise ComponentError(
+            f"{where}: missing values in feature columns {bad}; set missing_fill in data_transform"
+        )
+    return matrix
+
+
+def label_vector(table: Table, where: str) -> np.ndarray:
+    """The label column as float64. :raises ComponentError: no label column."""
+    label = table.meta.label_column
+    if not label or label not in table.frame.columns:
+        raise ComponentError(f"{where}: the input data has no label column")
+    try:
+        values = table.frame[label].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ComponentError(f"{where}: label column {label!r} is not numeric") from None
+    if np.isnan(values).any():
+        raise ComponentError(f"{where}: label column {label!r} has missing values")
+    return values
+
+
+def sorted_by_id(table: Table) -> Table:
+    """Rows sorted by id (string order): how parties of a vertical task align their rows."""
+    frame = table.frame.sort_values(table.meta.id_column, kind="stable").reset_index(drop=True)
+    return Table(frame, table.meta)
+
+
+__all__ = ["feature_matrix", "label_vector", "sorted_by_id"]
