@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     :param subparsers: the top-level ``add_subparsers()`` object.
     """
     group = subparsers.add_parser("dsl", help="inspect FATE job files (1.x DSL v2, 2.x DAG)")
-    commands = group.add_subparsers(dest="dsl_command", metavar="COMMAND")
+    commands = group.add_subparsers(dest="dsl_command")
     commands.required = True
     plan = commands.add_parser(
         "plan",

@@ -41,19 +41,23 @@ def format_path(path: FieldPath) -> str:
     return out
 
 
-def _covers(overrides: Mapping[str, Any], path: FieldPath) -> bool:
-    """Whether the value at ``path`` was written (or replaced wholesale) by ``overrides``."""
+def _covered_depth(overrides: Mapping[str, Any], path: FieldPath) -> int | None:
+    """How much of ``path`` the overrides wrote.
+
+    That is the length of the prefix whose value they set (a scalar or list replacing the file's
+    subtree), the whole path, or None if they did not reach it.
+    """
     if not path:
-        return False
+        return None
     node: Any = overrides
-    for seg in path:
+    for depth, seg in enumerate(path):
         if not isinstance(node, Mapping):
             # The override replaced this whole subtree with a scalar or a list.
-            return True
+            return depth
         if seg not in node:
-            return False
+            return None
         node = node[seg]
-    return True
+    return len(path)
 
 
 @dataclass(frozen=True)
@@ -64,17 +68,38 @@ class Doc:
     :param data: the document (after overrides were merged in, if any).
     :param overrides: the trigger-time overrides merged into ``data``; problems at paths they wrote
         are labelled ``trigger conf`` instead of the file name.
+    :param base: the document as read from the file, before ``overrides``. An override that repeats the
+        file's value (Airflow sends the whole params document back) does not change the label.
     """
 
     label: str
     data: Mapping[str, Any]
     overrides: Mapping[str, Any] | None = None
+    base: Mapping[str, Any] | None = None
 
     def label_for(self, path: FieldPath) -> str:
         """The source to name for a problem at ``path``."""
-        if self.overrides is not None and _covers(self.overrides, path):
-            return TRIGGER_CONF
-        return self.label
+        depth = None if self.overrides is None else _covered_depth(self.overrides, path)
+        if depth is None:
+            return self.label
+        written = path[:depth]
+        if self.base is not None and _value_at(self.base, written) == _value_at(self.data, written):
+            return self.label
+        return TRIGGER_CONF
+
+
+_MISSING = object()
+
+
+def _value_at(data: Any, path: FieldPath) -> Any:
+    node = data
+    for seg in path:
+        in_mapping = isinstance(node, Mapping) and isinstance(seg, str) and seg in node
+        in_list = isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node)
+        if not (in_mapping or in_list):
+            return _MISSING
+        node = node[seg]
+    return node
 
 
 @dataclass

@@ -61,12 +61,12 @@ class SourceError:
 
     :param dag_id: the DAG id the files would have had.
     :param files: the files concerned.
-    :param problems: one line each, naming the file.
+    :param problems: one line each, naming the file (a list, like ``DslError.problems``).
     """
 
     dag_id: str
     files: tuple[Path, ...]
-    problems: tuple[str, ...]
+    problems: list[str]
 
 
 def dag_id_for(text: str) -> str:
@@ -123,7 +123,7 @@ def discover_jobs(folder: str | os.PathLike[str]) -> tuple[list[JobSource], list
                 if _is_dag_document(path):
                     jobs.append(JobSource(dag_id_for(path.stem), path, None, "fate-2.x-dag"))
             except DslError as exc:
-                errors.append(SourceError(dag_id_for(path.stem), (path,), tuple(exc.problems)))
+                errors.append(SourceError(dag_id_for(path.stem), (path,), list(exc.problems)))
 
     paired: set[str] = set()
     for stem, conf in confs:
@@ -133,10 +133,10 @@ def discover_jobs(folder: str | os.PathLike[str]) -> tuple[list[JobSource], list
                 SourceError(
                     dag_id_for(stem),
                     (conf,),
-                    (
+                    [
                         f"{conf.name}: no DSL for this runtime conf: expected {stem}{DSL_SUFFIX} "
-                        f"(or <P>{DSL_SUFFIX} where {stem} starts with <P>_) in the same folder",
-                    ),
+                        f"(or <P>{DSL_SUFFIX} where {stem} starts with <P>_) in the same folder"
+                    ],
                 )
             )
             continue
@@ -149,10 +149,10 @@ def discover_jobs(folder: str | os.PathLike[str]) -> tuple[list[JobSource], list
                 SourceError(
                     dag_id_for(prefix),
                     (dsl,),
-                    (
+                    [
                         f"{dsl.name}: no runtime conf for this DSL: expected {prefix}{CONF_SUFFIX} or "
-                        f"{prefix}_<variant>{CONF_SUFFIX} in the same folder",
-                    ),
+                        f"{prefix}_<variant>{CONF_SUFFIX} in the same folder"
+                    ],
                 )
             )
 
@@ -172,9 +172,10 @@ def discover_jobs(folder: str | os.PathLike[str]) -> tuple[list[JobSource], list
                 SourceError(
                     dag_id,
                     own,
-                    (
-                        f"{own[-1].name}: dag id {dag_id!r} is also produced by other job files ({listing}); rename one",
-                    ),
+                    [
+                        f"{own[-1].name}: dag id {dag_id!r} is also produced by other job files ({listing}); "
+                        "rename one"
+                    ],
                 )
             )
     unique.sort(key=lambda j: j.dag_id)

@@ -39,11 +39,11 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 
 
 def detect_format(data: Mapping[str, Any], label: str) -> PlanFormat:
-    """Which format a parsed first job file is in.
+    """Which format a parsed first job file is in (``dag`` or ``schema_version``: 2.x; ``components``: 1.x).
 
-    :raises DslError: neither ``dag`` nor ``components`` at the top level.
+    :raises DslError: none of them at the top level.
     """
-    if "dag" in data:
+    if "dag" in data or "schema_version" in data:
         return V2_FORMAT
     if "components" in data:
         return V1_FORMAT
@@ -69,6 +69,11 @@ def _check_overrides(overrides: Mapping[str, Any] | None) -> None:
         raise DslError([f"{TRIGGER_CONF}: {p}" for p in problems])
 
 
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """Suffix of the plan's ``source`` when trigger overrides changed the job conf document."""
+    return f" + {TRIGGER_CONF}" if before != after else ""
+
+
 def load_job(
     dsl_path: str | os.PathLike[str],
     conf_path: str | os.PathLike[str] | None = None,
@@ -87,7 +92,6 @@ def load_job(
     data = _read_mapping(dsl_file)
     fmt = detect_format(data, dsl_file.name)
     problems = Problems()
-    suffix = f" + {TRIGGER_CONF}" if overrides else ""
     plan: JobPlan | None
     if fmt == V2_FORMAT:
         if conf_path is not None:
@@ -95,8 +99,8 @@ def load_job(
                 Path(conf_path).name, (), "a FATE 2.x DAG carries its own conf (dag.conf); drop --conf"
             )
         merged = deep_merge(data, overrides) if overrides else data
-        doc = Doc(dsl_file.name, merged, overrides)
-        plan = plan_v2(doc, problems, source=dsl_file.name + suffix)
+        doc = Doc(dsl_file.name, merged, overrides, base=data)
+        plan = plan_v2(doc, problems, source=dsl_file.name + _changed(data, merged))
     else:
         dsl = Doc(dsl_file.name, data)
         conf: Doc | None = None
@@ -105,9 +109,9 @@ def load_job(
             conf_file = Path(conf_path)
             conf_data = _read_mapping(conf_file)
             merged = deep_merge(conf_data, overrides) if overrides else conf_data
-            conf = Doc(conf_file.name, merged, overrides)
-            source = f"{dsl_file.name} + {conf_file.name}"
-        plan = plan_v1(dsl, conf, problems, source=source + suffix)
+            conf = Doc(conf_file.name, merged, overrides, base=conf_data)
+            source = f"{dsl_file.name} + {conf_file.name}{_changed(conf_data, merged)}"
+        plan = plan_v1(dsl, conf, problems, source=source)
     problems.raise_if_any()
     if plan is None:  # pragma: no cover - planners return None only after recording a problem
         raise DslError([f"{dsl_file.name}: invalid job"])

@@ -39,7 +39,7 @@ from fate_airflow.dsl._common import (
     plural,
     type_name,
 )
-from fate_airflow.dsl.catalogue import BY_MODULE, CatalogueEntry, lookup_module
+from fate_airflow.dsl.catalogue import BY_COMPONENT_REF, BY_MODULE, CatalogueEntry, lookup_module
 from fate_airflow.dsl.graph import topological_order
 from fate_airflow.dsl.merge import deep_merge
 from fate_airflow.dsl.plan import JobPlan, PartyTask, PlanFormat, TaskPlan
@@ -138,6 +138,10 @@ def _parse_components(dsl: Doc, problems: Problems) -> dict[str, _Component]:
         if module and entry is None:
             hits = close_names(module, BY_MODULE)
             hint = f"; close known names: {', '.join(hits)}" if hits else ""
+            other = BY_COMPONENT_REF.get(module)
+            if other is not None:
+                modules = " or ".join(other.modules) or "none"
+                hint = f"; {module!r} is a FATE 2.x component_ref (its 1.x module: {modules})"
             problems.add(
                 dsl, (*path, "module"), f"unknown component module {module!r}: not in the catalogue{hint}"
             )
@@ -314,6 +318,8 @@ def _parse_conf(conf: Doc, problems: Problems, components: Mapping[str, _Compone
                 continue
             if (role, pid) in seen:
                 problems.add(conf, (*path, i), f"{role} {pid} listed twice")
+                valid.append(None)
+                continue
             seen.add((role, pid))
             valid.append(pid)
         out.roles[role] = valid

@@ -38,7 +38,7 @@ from fate_airflow.dsl._common import (
     get_str,
     type_name,
 )
-from fate_airflow.dsl.catalogue import BY_COMPONENT_REF, CatalogueEntry, lookup_component_ref
+from fate_airflow.dsl.catalogue import BY_COMPONENT_REF, BY_MODULE, CatalogueEntry, lookup_component_ref
 from fate_airflow.dsl.graph import topological_order
 from fate_airflow.dsl.merge import merge_all
 from fate_airflow.dsl.plan import JobPlan, PartyTask, PlanFormat, TaskPlan
@@ -373,6 +373,10 @@ def _parse_task(
     if ref and entry is None:
         hits = close_names(ref, BY_COMPONENT_REF)
         hint = f"; close known names: {', '.join(hits)}" if hits else ""
+        other = BY_MODULE.get(ref)
+        if other is not None:
+            refs = " or ".join(other.component_refs) or "none yet"
+            hint = f"; {ref!r} is a FATE 1.x module name (its 2.x component_ref: {refs})"
         problems.add(
             doc, (*path, "component_ref"), f"unknown component_ref {ref!r}: not in the catalogue{hint}"
         )
@@ -466,7 +470,7 @@ def _spec_filter(ctx: _Context, task: _Task, spec: _Spec) -> frozenset[Party] | 
     if spec.body.get("parties") is not None:
         listed = _party_list(doc, problems, spec.body["parties"], (*spec.path, "parties"), known=ctx.known)
         for party in listed or []:
-            if party not in task.running:
+            if task.entry is not None and party not in task.running:
                 problems.add(
                     doc,
                     (*spec.path, "parties"),
@@ -484,7 +488,7 @@ def _spec_filter(ctx: _Context, task: _Task, spec: _Spec) -> frozenset[Party] | 
         if check_role(problems, doc, role, (*spec.path, "roles", i)) is None:
             continue
         at_role = [p for p in task.running if p.role == role]
-        if not at_role and task.running:
+        if not at_role and task.entry is not None:
             problems.add(doc, (*spec.path, "roles", i), f"task {task.name!r} does not run at any {role}")
         chosen.update(at_role)
     return frozenset(chosen)
