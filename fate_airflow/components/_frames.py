@@ -24,7 +24,7 @@ def feature_matrix(table: Table, where: str, columns: Sequence[str] | None = Non
     if not cols:
         return np.zeros((len(frame), 0), dtype=np.float64)
     try:
-        matrix = frame[cols].to_numpy(dtype=np.float64)
+        matrix: np.ndarray = np.asarray(frame[cols].to_numpy(dtype=np.float64), dtype=np.float64)
     except (TypeError, ValueError):
         bad = [c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])]
         raise ComponentError(
@@ -44,7 +44,7 @@ def label_vector(table: Table, where: str) -> np.ndarray:
     if not label or label not in table.frame.columns:
         raise ComponentError(f"{where}: the input data has no label column")
     try:
-        values = table.frame[label].to_numpy(dtype=np.float64)
+        values: np.ndarray = np.asarray(table.frame[label].to_numpy(dtype=np.float64), dtype=np.float64)
     except (TypeError, ValueError):
         raise ComponentError(f"{where}: label column {label!r} is not numeric") from None
     if np.isnan(values).any():

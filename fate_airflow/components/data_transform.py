@@ -268,7 +268,7 @@ class DataTransform(FateComponent):
     @staticmethod
     def _labels(ctx: TaskContext, series: pd.Series, label_type: str) -> np.ndarray:
         if label_type == "str":
-            return series.astype(str).to_numpy()
+            return np.asarray(series.astype(str).to_numpy(), dtype=object)
         values = pd.to_numeric(series, errors="coerce")
         if bool(values.isna().any()):
             raise ComponentError(
@@ -279,8 +279,8 @@ class DataTransform(FateComponent):
                 raise ComponentError(
                     f"{ctx.where}: label column {series.name!r} is not integral (label_type int)"
                 )
-            return values.to_numpy().astype(np.int64)
-        return values.to_numpy(dtype=np.float64)
+            return np.asarray(values.to_numpy(), dtype=np.int64)
+        return np.asarray(values.to_numpy(), dtype=np.float64)
 
 
 __all__ = ["DataTransform"]

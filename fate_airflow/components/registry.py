@@ -15,6 +15,7 @@ from typing import Literal
 from fate_airflow.components.api import Component
 from fate_airflow.components.data_transform import DataTransform
 from fate_airflow.components.feature_scale import FeatureScale
+from fate_airflow.components.intersection import Intersection
 from fate_airflow.components.reader import Reader
 from fate_airflow.components.toy_example import ToyExample
 from fate_airflow.core.errors import ComponentError, NotImplementedComponentError
@@ -25,6 +26,7 @@ IMPLEMENTED: Mapping[str, type[Component]] = MappingProxyType(
         "reader@1.0.0": Reader,
         "data_transform@1.0.0": DataTransform,
         "feature_scale@1.0.0": FeatureScale,
+        "intersection@1.0.0": Intersection,
         "toy_example@1.0.0": ToyExample,
     }
 )
