@@ -36,8 +36,11 @@ def format_path(path: FieldPath) -> str:
     for seg in path:
         if isinstance(seg, int):
             out += f"[{seg}]"
-        else:
-            out += f".{seg}" if out else seg
+            continue
+        if not seg.isprintable():
+            # Keys come from the user: a newline in one must not split a problem over two lines.
+            seg = seg.encode("unicode_escape").decode("ascii")
+        out += f".{seg}" if out else seg
     return out
 
 

@@ -490,6 +490,7 @@ def plan_v1(dsl: Doc, conf: Doc | None, problems: Problems, *, source: str) -> J
         problems.add(dsl, ("components",), f"cycle: {' -> '.join(cycle)}")
     if conf is not None:
         _check_reader_tables(conf, problems, components, parsed)
+        _check_roles_present(dsl, problems, components, parsed)
     if problems or parsed.initiator is None:
         return None
 
@@ -572,6 +573,22 @@ def _stage(
             '(job_parameters.common.job_type is "train")',
         )
     return str(job_type)
+
+
+def _check_roles_present(
+    dsl: Doc, problems: Problems, components: Mapping[str, _Component], parsed: _Conf
+) -> None:
+    """A component whose roles the job has no party for would silently run nowhere."""
+    if not any(parsed.roles.values()):
+        return  # reported as "role: no parties"
+    for name, component in components.items():
+        entry = component.entry
+        if entry is not None and not any(parsed.roles.get(role) for role in entry.roles_v1):
+            problems.add(
+                dsl,
+                ("components", name, "module"),
+                f"{component.module} runs at none of the job's parties (it runs at {', '.join(entry.roles_v1)})",
+            )
 
 
 def _check_reader_tables(

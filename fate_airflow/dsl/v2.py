@@ -299,6 +299,13 @@ def plan_v2(doc: Doc, problems: Problems, *, source: str) -> JobPlan | None:
     _parse_aliases(ctx, dag)
     for task in ctx.tasks.values():
         task.running = _running(ctx, task)
+        if task.entry is not None and task.explicit is None and parties and not task.running:
+            problems.add(
+                doc,
+                task.path,
+                f"component {task.ref!r} runs at none of the job's parties "
+                f"(it runs at {', '.join(task.entry.roles_v2)})",
+            )
 
     inputs = {name: _resolve_inputs(ctx, task) for name, task in ctx.tasks.items()}
     upstream = {
@@ -386,6 +393,8 @@ def _parse_task(
     explicit: list[Party] | None = None
     if body.get("parties") is not None:
         explicit = _party_list(doc, problems, body["parties"], (*path, "parties"), known=ctx.known) or []
+        if body["parties"] == []:
+            problems.add(doc, (*path, "parties"), "empty list: leave it out to run at every supported party")
         if entry is not None:
             _check_roles(ctx, entry, ref or "", body["parties"], explicit, (*path, "parties"))
     if entry is not None and entry.implementation == READER:

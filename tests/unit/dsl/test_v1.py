@@ -500,3 +500,22 @@ def test_many_problems_reported_at_once(tmp_path: Path) -> None:
         "job_dsl.json: components.evaluation_0.input.data.data[0]: unknown component 'hetero_lr_1' in "
         "'hetero_lr_1.data' (did you mean: hetero_lr_0?)",
     ]
+
+
+def test_component_without_any_party_of_its_roles(tmp_path: Path) -> None:
+    def dsl(d: dict[str, Any]) -> None:
+        d["components"]["upload_0"] = {"module": "Upload"}
+
+    assert _problems(tmp_path, dsl=dsl) == [
+        "job_dsl.json: components.upload_0.module: Upload runs at none of the job's parties (it runs at local)"
+    ]
+
+
+def test_control_characters_in_keys_stay_on_one_line(tmp_path: Path) -> None:
+    def dsl(d: dict[str, Any]) -> None:
+        d["components"]["bad\nname"] = {"module": "Evaluation"}
+
+    assert _problems(tmp_path, dsl=dsl) == [
+        "job_dsl.json: components.bad\\nname: invalid component name 'bad\\nname': use letters, digits, '_' "
+        "and '-' only (at most 128 characters)"
+    ]

@@ -452,3 +452,14 @@ def test_yaml_bomb_in_a_dag_fails_fast(tmp_path: Path) -> None:
         "bomb.yaml: line 2, column 5: YAML anchor '&x0' refused: anchors and aliases are not allowed in job "
         "files; write the values out"
     ]
+
+
+def test_task_running_nowhere(tmp_path: Path) -> None:
+    def mutate(d: dict[str, Any]) -> None:
+        d["dag"]["tasks"]["upload_0"] = {"component_ref": "upload"}
+        d["dag"]["tasks"]["psi_0"]["parties"] = []
+
+    assert _problems(tmp_path, mutate) == [
+        "dag.json: dag.tasks.psi_0.parties: empty list: leave it out to run at every supported party",
+        "dag.json: dag.tasks.upload_0: component 'upload' runs at none of the job's parties (it runs at local)",
+    ]
