@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fate_airflow.core.types import ROLE_ORDER, InputKind, InputRef, InputSource, Party
+from fate_airflow.core.types import ROLE_ORDER, InputKind, InputRef, Party
 from fate_airflow.dsl._common import (
     Doc,
     FieldPath,
@@ -67,9 +67,9 @@ class _Spec:
 
 @dataclass
 class _Slot:
-    """``inputs.<kind>.<key>`` of a task (origin "") or of a party_tasks alias (origin = alias)."""
+    """``inputs.<kind>.<key>`` of a task (origin None) or of a party_tasks alias (origin = alias)."""
 
-    origin: str
+    origin: str | None
     kind: str
     key: str
     specs: list[_Spec]
@@ -193,7 +193,7 @@ def _stage(doc: Doc, problems: Problems, value: object, path: FieldPath, default
 
 
 def _parse_slots(
-    doc: Doc, problems: Problems, owner: Mapping[str, Any], path: FieldPath, origin: str
+    doc: Doc, problems: Problems, owner: Mapping[str, Any], path: FieldPath, origin: str | None
 ) -> list[_Slot]:
     """The ``inputs`` of a task or alias task, in file order."""
     inputs = get_mapping(problems, doc, owner, "inputs", path)
@@ -293,9 +293,7 @@ def plan_v2(doc: Doc, problems: Problems, *, source: str) -> JobPlan | None:
     if section is not None and not section:
         problems.add(doc, ("dag", "tasks"), "no tasks")
     for name, body in (section or {}).items():
-        task = _parse_task(ctx, name, body, conf_task, job_stage)
-        if task is not None:
-            ctx.tasks[name] = task
+        ctx.tasks[name] = _parse_task(ctx, name, body, conf_task, job_stage)
     _parse_aliases(ctx, dag)
     for task in ctx.tasks.values():
         task.running = _running(ctx, task)
@@ -368,7 +366,7 @@ def _initiator(doc: Doc, problems: Problems, conf: Mapping[str, Any], parties: l
 
 def _parse_task(
     ctx: _Context, name: str, body: object, conf_task: Mapping[str, Any], job_stage: str
-) -> _Task | None:
+) -> _Task:
     doc, problems = ctx.doc, ctx.problems
     path: FieldPath = ("dag", "tasks", name)
     check_component_name(problems, doc, name, path, "task")
@@ -396,17 +394,21 @@ def _parse_task(
         if body["parties"] == []:
             problems.add(doc, (*path, "parties"), "empty list: leave it out to run at every supported party")
         if entry is not None:
-            _check_roles(ctx, entry, ref or "", body["parties"], explicit, (*path, "parties"))
+            explicit = _supported(ctx, entry, ref or "", body["parties"], explicit, (*path, "parties"))
     if entry is not None and entry.implementation == READER:
         _check_table_params(ctx, parameters, (*path, "parameters"))
-    slots = _parse_slots(doc, problems, body, (*path, "inputs"), "")
+    slots = _parse_slots(doc, problems, body, (*path, "inputs"), None)
     return _Task(name, ref, entry, parameters, merge_all(conf_task, task_conf), stage, explicit, slots, path)
 
 
-def _check_roles(
+def _supported(
     ctx: _Context, entry: CatalogueEntry, ref: str, raw: object, explicit: list[Party], path: FieldPath
-) -> None:
-    """An explicit task party at a role the component does not support is an error (not dropped)."""
+) -> list[Party]:
+    """``explicit`` without the parties at roles the component does not support.
+
+    Each such role is recorded as a problem: unlike an implicit party, an explicit one is never dropped
+    silently.
+    """
     reported: set[str] = set()
     for i, item in enumerate(raw if isinstance(raw, list) else []):
         role = item.get("role") if isinstance(item, Mapping) else None
@@ -417,7 +419,7 @@ def _check_roles(
                 (*path, i, "role"),
                 f"component {ref!r} does not run at role {role} (it runs at {', '.join(entry.roles_v2)})",
             )
-    explicit[:] = [p for p in explicit if p.role in entry.roles_v2]
+    return [p for p in explicit if p.role in entry.roles_v2]
 
 
 def _check_table_params(ctx: _Context, parameters: Mapping[str, Any], path: FieldPath) -> None:
@@ -564,8 +566,7 @@ def _spec_ref(ctx: _Context, slot: _Slot, spec: _Spec) -> InputRef | None:
                 f"(its {slot.kind} outputs: {listed})",
             )
             return None
-    source: InputSource = "task"
-    return InputRef(kind=kind, key=slot.key, source=source, producer_task=producer, output_key=output)
+    return InputRef(kind=kind, key=slot.key, source="task", producer_task=producer, output_key=output)
 
 
 def _aliases_of(ctx: _Context, party: Party) -> list[_Alias]:
@@ -579,17 +580,17 @@ def _resolve_inputs(ctx: _Context, task: _Task) -> list[InputRef]:
         if task.name in alias.tasks:
             slots.extend(alias.tasks[task.name].slots)
     # Which slot each party actually uses for each (kind, key): the last alias wins over the task.
-    effective: dict[tuple[str, str], dict[Party, str]] = {}
+    effective: dict[tuple[str, str], dict[Party, str | None]] = {}
     for party in task.running:
         for slot in task.slots:
-            effective.setdefault((slot.kind, slot.key), {})[party] = ""
+            effective.setdefault((slot.kind, slot.key), {})[party] = None
         for alias in _aliases_of(ctx, party):
             for slot in alias.tasks[task.name].slots if task.name in alias.tasks else []:
                 effective.setdefault((slot.kind, slot.key), {})[party] = alias.name
     refs: list[InputRef] = []
     for slot in slots:
         users = effective.get((slot.kind, slot.key), {})
-        receivers = [p for p in task.running if users.get(p) == slot.origin]
+        receivers = [p for p in task.running if p in users and users[p] == slot.origin]
         for spec in slot.specs:
             ref = _spec_ref(ctx, slot, spec)
             chosen = _spec_filter(ctx, task, spec)
@@ -598,7 +599,7 @@ def _resolve_inputs(ctx: _Context, task: _Task) -> list[InputRef]:
             if chosen is not None:
                 _check_producer_runs(ctx, spec, ref, chosen)
                 parties: tuple[Party, ...] | None = tuple(p for p in receivers if p in chosen)
-            elif slot.origin == "" and receivers == task.running:
+            elif slot.origin is None and receivers == task.running:
                 parties = None
             else:
                 parties = tuple(receivers)
