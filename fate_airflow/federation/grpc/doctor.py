@@ -150,22 +150,14 @@ def check_gateway(config: GatewayConfig, timeout: float = 5.0) -> list[CheckResu
                 if trust is not None and config.tls is not None:
                     assert route.via is not None
                     try:
-                        root = trust.root_pem_for(route.via).decode()
+                        cas = x509.load_pem_x509_certificates(trust.root_pem_for(route.via))
                     except ConfigError as exc:
                         raise _Failed(str(exc)) from None
-                    cas = [c for c in x509.load_pem_x509_certificates(root.encode())]
-                    steps.append(
-                        _tls_identity(
-                            host,
-                            port,
-                            timeout,
-                            root,
-                            str(config.tls.cert),
-                            str(config.tls.key),
-                            route.via,
-                            cas,
-                        )
-                    )
+                    # Verify against every trusted CA first, so a trusted peer answering under the
+                    # wrong party id is reported as exactly that rather than as "untrusted".
+                    bundle = trust.bundle.decode("ascii")
+                    cert, key = str(config.tls.cert), str(config.tls.key)
+                    steps.append(_tls_identity(host, port, timeout, bundle, cert, key, route.via, cas))
                 dst = route.via if target == "*" and route.via else target
                 if dst == "*":
                     raise _Failed("default route without `via`: cannot ping a hub of unknown party")
