@@ -15,7 +15,7 @@ A gateway config file (YAML or JSON; relative paths are relative to the file)::
       "10000": "10.0.0.2:9370"                           # direct
       "10001": {address: "10.0.0.9:9370", via: "hub"}    # through party "hub"'s gateway
       "*": {address: "10.0.0.9:9370", via: "hub"}        # default route (FATE exchange pattern)
-    allow: ["10000", "10001"]        # parties that may talk to us; default: route keys + relays
+    allow: ["10000", "10001"]        # parties that may talk to us (default: route keys); relays too
     trusted_relays: ["hub"]          # may forward on behalf of others; default: every `via`
     limits: {max_message_bytes: 17179869184, chunk_bytes: 1048576, max_workers: 64}
     retention: {max_age_seconds: 604800, gc_interval_seconds: 600}
@@ -231,10 +231,11 @@ class GatewayConfig:
 
     @property
     def effective_allow(self) -> frozenset[str]:
-        """Parties allowed to talk to this gateway (explicit, or route keys plus relays)."""
-        if self.allow is not None:
-            return self.allow
-        return frozenset(k for k in self.routes if k != DEFAULT_ROUTE) | self.effective_relays
+        """Parties allowed to talk to this gateway: ``allow`` (default: the route keys) plus relays."""
+        base = (
+            self.allow if self.allow is not None else frozenset(k for k in self.routes if k != DEFAULT_ROUTE)
+        )
+        return base | self.effective_relays
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base_dir: Path | None = None) -> GatewayConfig:
