@@ -1,0 +1,150 @@
+"""``fate-airflow job``: query, stop and rerun federated jobs from any party.
+
+Commands go to the party's own gateway; the party service forwards them to the job's initiator,
+which acts for every party (FATE-Flow's ``flow job query/stop/rerun``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from fate_airflow.cli.party import ENV_CONFIG, load
+from fate_airflow.core.errors import FateAirflowError, SchedulingError
+from fate_airflow.deploy.gateway_client import control_client
+from fate_airflow.federation.api import Ack, JobView, QueryJob, RerunJob, StopJob
+from fate_airflow.federation.grpc.client import GrpcControlClient
+from fate_airflow.scheduler.store import JobStore
+
+
+def fetch_job(client: GrpcControlClient, job_id: str) -> JobView:
+    """The job as its initiator sees it (falls back to this party's view if the initiator is away)."""
+    local = client.call(client.local_party_id, QueryJob(job_id))
+    if not isinstance(local, JobView) or not local.found:
+        raise SchedulingError(f"party {client.local_party_id} does not know job {job_id}")
+    if local.initiator_party_id == client.local_party_id:
+        return local
+    try:
+        remote = client.call(local.initiator_party_id, QueryJob(job_id))
+    except FateAirflowError:
+        return local
+    return remote if isinstance(remote, JobView) and remote.found else local
+
+
+def view_to_dict(view: JobView) -> dict[str, Any]:
+    """JSON form of the parties × tasks matrix."""
+    return {
+        "job_id": view.job_id,
+        "dag_id": view.dag_id,
+        "status": view.status,
+        "reason": view.reason,
+        "initiator_party_id": view.initiator_party_id,
+        "tasks": [
+            {
+                "task": t.task_name,
+                "version": t.task_version,
+                "status": t.status,
+                "parties": {
+                    c.party_id: {
+                        "roles": list(c.roles),
+                        "status": c.status,
+                        **({"error": c.error} if c.error else {}),
+                    }
+                    for c in t.parties
+                },
+            }
+            for t in view.tasks
+        ],
+    }
+
+
+def format_matrix(view: JobView) -> str:
+    """Human-readable parties × tasks status matrix."""
+    parties = [c.party_id for c in view.tasks[0].parties] if view.tasks else []
+    header = ["component", "ver", "status", *[f"party {p}" for p in parties]]
+    rows = [header]
+    errors: list[str] = []
+    for t in view.tasks:
+        rows.append([t.task_name, str(t.task_version), t.status, *[c.status for c in t.parties]])
+        errors += [f"  {t.task_name} at party {c.party_id}: {c.error}" for c in t.parties if c.error]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        f"job {view.job_id} ({view.dag_id}): {view.status}" + (f" — {view.reason}" if view.reason else "")
+    ]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    if errors:
+        lines += ["errors:", *errors]
+    return "\n".join(lines)
+
+
+def _query(args: argparse.Namespace) -> int:
+    client = control_client(load(args))
+    try:
+        view = fetch_job(client, args.job_id)
+    finally:
+        client.close()
+    print(json.dumps(view_to_dict(view), indent=2) if args.json else format_matrix(view))
+    return 0
+
+
+def _ack(reply: object) -> int:
+    if isinstance(reply, Ack) and reply.ok:
+        print(reply.message or "ok")
+        return 0
+    raise SchedulingError(getattr(reply, "message", None) or f"unexpected reply {reply!r}")
+
+
+def _stop(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    client = control_client(cfg)
+    try:
+        reason = args.reason or f"stopped by `fate-airflow job stop` at party {cfg.party_id}"
+        return _ack(client.call(cfg.party_id, StopJob(args.job_id, "canceled", reason)))
+    finally:
+        client.close()
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    client = control_client(cfg)
+    try:
+        return _ack(client.call(cfg.party_id, RerunJob(args.job_id, (args.from_component,)), timeout=60.0))
+    finally:
+        client.close()
+
+
+def _list(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    store = JobStore(f"sqlite:///{cfg.data_dir / 'jobs.db'}")
+    for job in store.list_jobs():
+        role = "initiator" if job.is_initiator else f"from {job.initiator_party_id}"
+        print(
+            f"{job.job_id}  {job.dag_id}  {job.status}  ({role})" + (f"  {job.reason}" if job.reason else "")
+        )
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``job`` command group."""
+    job = subparsers.add_parser("job", help="query, stop and rerun federated jobs")
+    sub = job.add_subparsers(dest="job_command", metavar="COMMAND")
+    sub.required = True
+
+    def base(name: str, help_text: str, with_job: bool = True) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+        if with_job:
+            p.add_argument("job_id", help="the job id (= the Airflow DAG run id)")
+        p.add_argument("--config", help=f"party config file (default: ${ENV_CONFIG})")
+        return p
+
+    p = base("query", "the parties × tasks status matrix, as the initiator sees it")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_query)
+    p = base("stop", "stop the job at every party")
+    p.add_argument("--reason", help="shown at every party")
+    p.set_defaults(func=_stop)
+    p = base("rerun", "rerun a component and everything downstream with task version + 1")
+    p.add_argument("--from", dest="from_component", required=True, help="the component to rerun from")
+    p.set_defaults(func=_rerun)
+    base("list", "jobs known at this party", with_job=False).set_defaults(func=_list)

@@ -1,0 +1,166 @@
+"""``fate-airflow party``: prepare, start, stop and inspect one party (Airflow + gateway).
+
+``party serve`` is the gateway process of a party: the federation gateway with the party service
+(FATE-Flow's scheduler for this party) as its command handler. ``party up`` starts it together with
+the party's Airflow components.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from fate_airflow.core.errors import ConfigError
+from fate_airflow.deploy.airflow_rest import AirflowRestEngine
+from fate_airflow.deploy.gateway_client import gateway_alive
+from fate_airflow.deploy.party import (
+    PartyConfig,
+    admin_credentials,
+    airflow_health,
+    init_party,
+    load_party_config,
+    process_pids,
+    start_party,
+    stop_party,
+)
+from fate_airflow.deploy.party import _secrets as party_secrets
+from fate_airflow.federation.config import load_gateway_config
+from fate_airflow.federation.grpc.server import GatewayServer
+from fate_airflow.scheduler.service import PartyPolicy, PartyService
+from fate_airflow.scheduler.store import JobStore
+
+ENV_CONFIG = "FATE_AIRFLOW_PARTY_CONFIG"
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    """``--config`` or ``$FATE_AIRFLOW_PARTY_CONFIG``."""
+    value = getattr(args, "config", None) or os.environ.get(ENV_CONFIG)
+    if not value:
+        raise ConfigError(f"give --config PARTY_CONFIG (or set {ENV_CONFIG})")
+    return Path(value)
+
+
+def load(args: argparse.Namespace) -> PartyConfig:
+    """The party config named on the command line."""
+    return load_party_config(config_path(args))
+
+
+def build_service(cfg: PartyConfig) -> PartyService:
+    """The party service wired to this party's Airflow (REST) and job store."""
+    user, password = admin_credentials(cfg)
+    engine = AirflowRestEngine(
+        cfg.api_url,
+        user,
+        password,
+        cfg.received_folder,
+        secret_key=party_secrets(cfg)["api_secret_key"],
+    )
+    store = JobStore(f"sqlite:///{cfg.data_dir / 'jobs.db'}")
+    policy = PartyPolicy(
+        allowed_initiators=cfg.allowed_initiators,
+        readable_tables=cfg.readable_tables,
+        party_timeout=cfg.party_timeout,
+    )
+    return PartyService(cfg.party_id, store, engine, policy)
+
+
+def _init(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    init_party(cfg, migrate=not args.no_migrate)
+    print(f"party {cfg.party_id} initialised in {cfg.home}")
+    print(f"  drop job files into {cfg.drop_folder}")
+    print(
+        f"  give your peers this CA certificate: {cfg.ca_cert}"
+        if not cfg.insecure
+        else "  (plaintext gateway)"
+    )
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    init_party(cfg, migrate=True)
+    start_party(cfg, config_path(args).resolve(), wait=args.wait)
+    user, password = admin_credentials(cfg)
+    print(
+        f"party {cfg.party_id} is up: UI {cfg.api_url} (login {user} / {password}); gateway {cfg.gateway_address}"
+    )
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    stopped = stop_party(cfg)
+    print(f"party {cfg.party_id}: stopped {', '.join(stopped) or 'nothing (not running)'}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    pids = process_pids(cfg)
+    health = airflow_health(cfg)
+    gw = gateway_alive(cfg)
+    report: dict[str, Any] = {
+        "party_id": cfg.party_id,
+        "ui": cfg.api_url,
+        "gateway": cfg.gateway_address,
+        "processes": pids,
+        "airflow": health or "not answering",
+        "gateway_alive": gw,
+    }
+    ok = gw and bool(health) and all(v == "healthy" for v in health.values())
+    report["healthy"] = ok
+    print(json.dumps(report, indent=2))
+    return 0 if ok else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    gateway_config = load_gateway_config(cfg.gateway_config_path)
+    service = build_service(cfg)
+    server = GatewayServer(gateway_config, handler=service)
+    server.start()
+    service.attach_control(server.local_control_client())
+    service.start()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logging.getLogger(__name__).info("party %s serving on port %s", cfg.party_id, server.port)
+    stop.wait()
+    service.stop()
+    server.stop(5.0)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``party`` command group."""
+    party = subparsers.add_parser("party", help="prepare, start and stop one party (Airflow + gateway)")
+    sub = party.add_subparsers(dest="party_command", metavar="COMMAND")
+    sub.required = True
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", help=f"party config file (default: ${ENV_CONFIG})")
+        return p
+
+    p = with_config(sub.add_parser("init", help="prepare the party's home, certificates and Airflow DB"))
+    p.add_argument("--no-migrate", action="store_true", help="skip `airflow db migrate`")
+    p.set_defaults(func=_init)
+    p = with_config(sub.add_parser("up", help="start Airflow and the gateway; wait until healthy"))
+    p.add_argument("--wait", type=float, default=240.0, help="seconds to wait for health")
+    p.set_defaults(func=_up)
+    with_config(sub.add_parser("down", help="stop the party cleanly")).set_defaults(func=_down)
+    with_config(sub.add_parser("status", help="health of the party's processes")).set_defaults(func=_status)
+    with_config(
+        sub.add_parser("serve", help="run the gateway with the party service (used by `up`)")
+    ).set_defaults(func=_serve)

@@ -1,0 +1,216 @@
+"""The party's Airflow as the scheduler's :class:`~fate_airflow.scheduler.engine.WorkflowEngine`.
+
+Everything goes through Airflow's public REST API v2 (token from ``/auth/token``), so the party
+service runs in its own process (next to the gateway) and never imports Airflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from itsdangerous import URLSafeSerializer
+
+from fate_airflow.core.errors import SchedulingError
+from fate_airflow.deploy.received import write_received_plan
+from fate_airflow.scheduler.engine import WorkflowEngine
+
+log = logging.getLogger(__name__)
+
+
+class AirflowRestEngine(WorkflowEngine):
+    """Drive one Airflow instance over REST.
+
+    :param base_url: the api-server, e.g. ``http://127.0.0.1:28080``.
+    :param username: an Airflow user allowed to trigger, clear and fail runs.
+    :param password: its password.
+    :param received_folder: where received job plans are written for the DAG factory.
+    :param secret_key: ``[api] secret_key`` of that Airflow; signs the file token that asks the
+        dag-processor to re-parse the loader at once (otherwise a new plan waits for the next periodic
+        parse).
+    :param loader_relpath: the loader's path relative to the dags folder.
+    :param bundle_name: the DAG bundle holding the loader.
+    :param dag_wait: seconds to wait for a received job's DAG to appear.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        received_folder: Path,
+        *,
+        secret_key: str | None = None,
+        loader_relpath: str = "fate_jobs.py",
+        bundle_name: str = "dags-folder",
+        dag_wait: float = 90.0,
+        timeout: float = 15.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._user = username
+        self._password = password
+        self.received_folder = received_folder
+        self._secret_key = secret_key
+        self._loader = loader_relpath
+        self._bundle = bundle_name
+        self._dag_wait = dag_wait
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._token: str | None = None
+        self._token_time = 0.0
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ HTTP
+    def _auth(self) -> dict[str, str]:
+        with self._lock:
+            if self._token is None or time.time() - self._token_time > 3000:
+                resp = self._session.post(
+                    f"{self.base_url}/auth/token",
+                    json={"username": self._user, "password": self._password},
+                    timeout=self._timeout,
+                )
+                if resp.status_code not in (200, 201):
+                    raise SchedulingError(
+                        f"Airflow at {self.base_url} refused the login: {resp.status_code} {resp.text[:200]}"
+                    )
+                self._token = str(resp.json()["access_token"])
+                self._token_time = time.time()
+            return {"Authorization": f"Bearer {self._token}"}
+
+    def _request(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
+    ) -> requests.Response:
+        url = f"{self.base_url}{path}"
+        for attempt in range(2):
+            try:
+                resp = self._session.request(
+                    method, url, headers=self._auth(), timeout=self._timeout, **kwargs
+                )
+            except requests.RequestException as exc:
+                raise SchedulingError(f"Airflow at {self.base_url} unreachable: {exc}") from exc
+            if resp.status_code == 401 and attempt == 0:
+                self._token = None  # expired or the api-server restarted with a new secret
+                continue
+            if resp.status_code not in ok:
+                raise SchedulingError(f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
+            return resp
+        raise SchedulingError(f"{method} {path}: not authorised")
+
+    @staticmethod
+    def _q(value: str) -> str:
+        return quote(value, safe="")
+
+    # ------------------------------------------------------------------ WorkflowEngine
+    def dag_structure(self, dag_id: str) -> dict[str, list[str]] | None:
+        """Task id → sorted upstream ids of the parsed DAG, or None if Airflow does not know it."""
+        resp = self._request("GET", f"/api/v2/dags/{self._q(dag_id)}/tasks", ok=(200, 404))
+        if resp.status_code == 404:
+            return None
+        tasks = resp.json().get("tasks", [])
+        downstream = {t["task_id"]: t.get("downstream_task_ids", []) for t in tasks}
+        upstream: dict[str, list[str]] = {tid: [] for tid in downstream}
+        for tid, downs in downstream.items():
+            for d in downs:
+                upstream.setdefault(d, []).append(tid)
+        return {tid: sorted(ups) for tid, ups in upstream.items()}
+
+    def _request_reparse(self) -> None:
+        if not self._secret_key:
+            return
+        token = URLSafeSerializer(self._secret_key).dumps(
+            {"bundle_name": self._bundle, "relative_fileloc": self._loader}
+        )
+        try:
+            # 404 means the loader has no DAG yet; the periodic parse will pick the plan up.
+            self._request("PUT", f"/api/v2/parseDagFile/{token}", ok=(201, 404))
+        except SchedulingError as exc:
+            log.warning("could not request a re-parse: %s", exc)
+
+    def materialize_job(self, dag_id: str, plan: Mapping[str, Any]) -> None:
+        """Write the received plan unless the same graph is already parsed, then wait for the DAG."""
+        want = {t["name"]: sorted(t.get("upstream", [])) for t in plan.get("tasks", [])}
+        if self.dag_structure(dag_id) == want:
+            return
+        write_received_plan(self.received_folder, dag_id, plan, {})
+        self._request_reparse()
+        deadline = time.monotonic() + self._dag_wait
+        last_reparse = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.dag_structure(dag_id) == want:
+                return
+            if time.monotonic() - last_reparse > 5:
+                self._request_reparse()
+                last_reparse = time.monotonic()
+            time.sleep(0.5)
+        raise SchedulingError(
+            f"DAG {dag_id} did not appear within {self._dag_wait:.0f} s (is the dag-processor running?)"
+        )
+
+    def create_run(self, dag_id: str, run_id: str, conf: Mapping[str, Any]) -> None:
+        """POST a DAG run with ``run_id``; 409 (already exists) is fine."""
+        self._request(
+            "POST",
+            f"/api/v2/dags/{self._q(dag_id)}/dagRuns",
+            ok=(200, 409),
+            json={"dag_run_id": run_id, "logical_date": None, "conf": dict(conf)},
+        )
+        # New DAGs may start paused on some deployments; a federated job must run.
+        self._request("PATCH", f"/api/v2/dags/{self._q(dag_id)}", ok=(200,), json={"is_paused": False})
+
+    def fail_run(self, dag_id: str, run_id: str) -> None:
+        """PATCH the run to failed (Airflow stops its running tasks and skips the rest)."""
+        state = self.run_state(dag_id, run_id)
+        if state in (None, "failed", "success"):
+            return
+        self._request(
+            "PATCH", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}", json={"state": "failed"}
+        )
+
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        """State of the run, or None."""
+        resp = self._request(
+            "GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}", ok=(200, 404)
+        )
+        return None if resp.status_code == 404 else str(resp.json().get("state"))
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """Task id → state of the run's task instances."""
+        resp = self._request(
+            "GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances", ok=(200, 404)
+        )
+        if resp.status_code == 404:
+            return {}
+        return {ti["task_id"]: ti.get("state") for ti in resp.json().get("task_instances", [])}
+
+    def clear_tasks(self, dag_id: str, run_id: str, task_ids: tuple[str, ...]) -> None:
+        """Clear exactly ``task_ids`` of the run and reopen the run."""
+        self._request(
+            "POST",
+            f"/api/v2/dags/{self._q(dag_id)}/clearTaskInstances",
+            json={
+                "dag_run_id": run_id,
+                "task_ids": list(task_ids),
+                "dry_run": False,
+                "only_failed": False,
+                "reset_dag_runs": True,
+                "include_downstream": False,
+                "include_upstream": False,
+            },
+        )
+
+    def health(self) -> dict[str, Any]:
+        """``/api/v2/monitor/health`` (no auth needed)."""
+        try:
+            resp = self._session.get(f"{self.base_url}/api/v2/monitor/health", timeout=self._timeout)
+            return dict(resp.json())
+        except (requests.RequestException, ValueError) as exc:
+            raise SchedulingError(f"Airflow at {self.base_url} unreachable: {exc}") from exc
+
+
+__all__ = ["AirflowRestEngine"]

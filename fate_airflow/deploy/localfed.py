@@ -1,0 +1,243 @@
+"""Several parties on one machine: the embedded default of ``make demo``, integration tests, benches.
+
+Each party gets its own folder, ports, CA, Airflow (SQLite + LocalExecutor) and gateway; every party
+trusts the others' CAs and routes to their gateways directly on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from fate_airflow.core.errors import SchedulingError
+from fate_airflow.deploy.gateway_client import control_client
+from fate_airflow.deploy.party import (
+    PartyConfig,
+    Ports,
+    admin_credentials,
+    init_party,
+    load_party_config,
+    start_party,
+    stop_party,
+    write_party_config,
+)
+from fate_airflow.federation.api import JobView, QueryJob
+
+_END = ("success", "failed", "canceled", "timeout")
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (bound briefly, then released)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class LocalFederation:
+    """Party configs of a local multi-party setup, keyed by party id (first = the initiator)."""
+
+    base: Path
+    parties: dict[str, PartyConfig]
+    config_paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def initiator(self) -> PartyConfig:
+        """The first party (the guest that triggers jobs)."""
+        return next(iter(self.parties.values()))
+
+    # ------------------------------------------------------------------ lifecycle
+    def _each(self, fn: Callable[[str], None]) -> None:
+        errors: list[BaseException] = []
+
+        def run(pid: str) -> None:
+            try:
+                fn(pid)
+            except BaseException as exc:  # reported together below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(pid,)) for pid in self.parties]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    def init(self) -> None:
+        """Initialise every party (certificates first, so each can trust the others' CAs)."""
+        self._each(lambda pid: init_party(self.parties[pid], migrate=True))
+
+    def up(self, *, wait: float = 300.0) -> None:
+        """Start every party and wait until all are healthy."""
+        self._each(lambda pid: start_party(self.parties[pid], self.config_paths[pid], wait=wait))
+
+    def down(self) -> None:
+        """Stop every party."""
+
+        def stop(pid: str) -> None:
+            stop_party(self.parties[pid])
+
+        self._each(stop)
+
+    # ------------------------------------------------------------------ jobs
+    def rest(self, party_id: str) -> RestClient:
+        """A REST client of ``party_id``'s Airflow."""
+        cfg = self.parties[party_id]
+        user, password = admin_credentials(cfg)
+        return RestClient(cfg.api_url, user, password)
+
+    def job_view(self, party_id: str, job_id: str) -> JobView:
+        """The job as ``party_id``'s service sees it."""
+        client = control_client(self.parties[party_id])
+        try:
+            view = client.call(party_id, QueryJob(job_id))
+        finally:
+            client.close()
+        if not isinstance(view, JobView):
+            raise SchedulingError(f"unexpected reply {view!r}")
+        return view
+
+    def wait_job(
+        self, job_id: str, *, timeout: float, on_change: Callable[[JobView], None] | None = None
+    ) -> JobView:
+        """Poll the initiator until the job ended (or ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        view = JobView(job_id, found=False)
+        while time.monotonic() < deadline:
+            try:
+                view = self.job_view(self.initiator.party_id, job_id)
+            except Exception:
+                time.sleep(1.0)
+                continue
+            digest = json.dumps([view.status, [(t.task_name, t.status, t.task_version) for t in view.tasks]])
+            if digest != last and on_change is not None:
+                on_change(view)
+            last = digest
+            if view.found and view.status in _END:
+                return view
+            time.sleep(0.5)
+        raise SchedulingError(
+            f"job {job_id} did not end within {timeout:.0f} s (last status {view.status or 'unknown'})"
+        )
+
+
+class RestClient:
+    """Minimal Airflow REST v2 client (token auth) for triggering and inspecting runs."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._auth = {"username": username, "password": password}
+        self._token: str | None = None
+        self._session = requests.Session()
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            resp = self._session.post(f"{self.base_url}/auth/token", json=self._auth, timeout=15)
+            resp.raise_for_status()
+            self._token = str(resp.json()["access_token"])
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Authenticated request to ``/api/v2...`` (or any path)."""
+        return self._session.request(
+            method, f"{self.base_url}{path}", headers=self._headers(), timeout=30, **kwargs
+        )
+
+    def wait_dag(self, dag_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the DAG is parsed; returns its REST representation."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            resp = self.request("GET", f"/api/v2/dags/{quote(dag_id, safe='')}")
+            if resp.status_code == 200:
+                return dict(resp.json())
+            time.sleep(1.0)
+        raise SchedulingError(f"DAG {dag_id} did not appear at {self.base_url} within {timeout:.0f} s")
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
+        """Trigger a run (Airflow mints the run id unless given); returns the run id = job id."""
+        body: dict[str, Any] = {"logical_date": None, "conf": dict(conf or {})}
+        if run_id:
+            body["dag_run_id"] = run_id
+        resp = self.request("POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", json=body)
+        if resp.status_code not in (200, 201):
+            raise SchedulingError(f"trigger of {dag_id} failed: HTTP {resp.status_code} {resp.text[:300]}")
+        return str(resp.json()["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        """State of a DAG run (None if absent)."""
+        resp = self.request("GET", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}")
+        return str(resp.json()["state"]) if resp.status_code == 200 else None
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """Task id → state."""
+        resp = self.request(
+            "GET", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+        )
+        if resp.status_code != 200:
+            return {}
+        return {ti["task_id"]: ti.get("state") for ti in resp.json().get("task_instances", [])}
+
+
+def create_local_federation(
+    base: Path,
+    party_ids: Sequence[str],
+    *,
+    insecure: bool = False,
+    allowed_initiators: Mapping[str, Sequence[str] | None] | None = None,
+    party_timeout: float = 30.0,
+    jobs_folders: Mapping[str, Path] | None = None,
+) -> LocalFederation:
+    """Write party configs for ``party_ids`` under ``base`` (reusing existing configs and ports)."""
+    base.mkdir(parents=True, exist_ok=True)
+    paths = {pid: base / pid / "party.json" for pid in party_ids}
+    existing = {pid: load_party_config(p) for pid, p in paths.items() if p.exists()}
+    ports: dict[str, Ports] = {}
+    for pid in party_ids:
+        if pid in existing:
+            ports[pid] = existing[pid].ports
+        else:
+            api, gw, wl, tl = free_ports(4)
+            ports[pid] = Ports(api=api, gateway=gw, worker_log=wl, trigger_log=tl)
+    configs: dict[str, PartyConfig] = {}
+    for pid in party_ids:
+        home = base / pid
+        peers = {other: f"127.0.0.1:{ports[other].gateway}" for other in party_ids if other != pid}
+        allowed = (allowed_initiators or {}).get(pid, [party_ids[0]])
+        cfg = PartyConfig(
+            party_id=pid,
+            home=home,
+            ports=ports[pid],
+            peers=peers,
+            peer_ca_certs=()
+            if insecure
+            else tuple(base / other / "pki" / "ca" / "ca.crt" for other in peers),
+            insecure=insecure,
+            allowed_initiators=None if allowed is None else tuple(allowed),
+            readable_tables=("*",),
+            party_timeout=party_timeout,
+            jobs_folder=(jobs_folders or {}).get(pid),
+        )
+        write_party_config(cfg, paths[pid])
+        configs[pid] = cfg
+    return LocalFederation(base, configs, paths)
+
+
+__all__ = ["LocalFederation", "RestClient", "create_local_federation", "free_ports"]

@@ -1,0 +1,325 @@
+"""FederatedComponentOperator: one FATE component = one Airflow task at every party.
+
+What one task instance does at a party:
+
+1. Make sure the job exists. At the initiator the first task to run submits it: it plans the job
+   file with the trigger-time conf and asks its party service to create the job at every party
+   (the plan travels with the request). Elsewhere the job was created by the initiator.
+2. If the component does not run at this party (``need_run: false``, task ``parties``), record
+   ``pass`` and finish.
+3. Prepare: tell the initiator this party is ready and wait — briefly in the worker, then deferred
+   to the triggerer so the wait holds no worker slot — until every party is ready and the upstream
+   succeeded everywhere. The initiator answers with the task version all parties use.
+4. Run every role this party plays in the component, watching the job so a failure or a stop
+   elsewhere aborts the run within a second or two; report the outcome to the initiator; record
+   status, version, metrics and output references in XCom and the task state store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowFailException
+
+from fate_airflow.core.errors import DslError, FateAirflowError
+from fate_airflow.dsl import load_job
+from fate_airflow.dsl.plan import JobPlan
+from fate_airflow.federation.api import (
+    CreateJob,
+    CreateJobReply,
+    JobView,
+    PrepareTask,
+    QueryJob,
+    ReportTaskStatus,
+    TaskPartyStatus,
+    TaskStartDecision,
+)
+from fate_airflow.provider.hooks.federation import FederationHook
+from fate_airflow.provider.triggers.task_start import TaskStartTrigger
+from fate_airflow.scheduler.runner import build_requests, run_task_at_party
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from fate_airflow.federation.grpc.client import GrpcControlClient
+
+log = logging.getLogger(__name__)
+
+_ENDED_BADLY = frozenset({"failed", "canceled", "timeout"})
+
+
+def party_setting(key: str, default: str | None = None) -> str:
+    """A ``[fate]`` setting of this party's Airflow (``AIRFLOW__FATE__<KEY>``)."""
+    value = conf.get("fate", key, fallback=default)
+    if value is None:
+        raise AirflowFailException(f"this Airflow has no [fate] {key} setting; run `fate-airflow party init`")
+    return str(value)
+
+
+class FederatedComponentOperator(BaseOperator):
+    """Run this party's share of one federated component (see the module docstring).
+
+    :param component: the module / component_ref as written in the job file.
+    :param implementation: catalogue id ``name@version``.
+    :param dsl_path: the job file (1.x dsl or 2.x dag); None for jobs received from an initiator.
+    :param conf_path: the 1.x runtime conf, if any.
+    :param fate_conn_id: connection to this party's gateway.
+    :param sync_wait: seconds to wait for the start decision in the worker before deferring; short
+        waits are common (the other parties are usually seconds apart) and a deferral costs ~3 s.
+    :param poll_interval: seconds between start-decision polls.
+    """
+
+    template_fields = ()
+    ui_color = "#d5e8f7"
+
+    def __init__(
+        self,
+        *,
+        component: str,
+        implementation: str,
+        dsl_path: str | None = None,
+        conf_path: str | None = None,
+        fate_conn_id: str = FederationHook.default_conn_name,
+        sync_wait: float = 3.0,
+        poll_interval: float = 0.3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.component = component
+        self.implementation = implementation
+        self.dsl_path = dsl_path
+        self.conf_path = conf_path
+        self.fate_conn_id = fate_conn_id
+        self.sync_wait = sync_wait
+        self.poll_interval = poll_interval
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def party_id(self) -> str:
+        """This party's id (``[fate] party_id``)."""
+        return party_setting("party_id")
+
+    def _hook(self) -> FederationHook:
+        return FederationHook(self.fate_conn_id)
+
+    def _client(self) -> GrpcControlClient:
+        return self._hook().control_client()
+
+    def _job_view(self, client: GrpcControlClient, job_id: str) -> JobView:
+        view = client.call(self.party_id, QueryJob(job_id))
+        if not isinstance(view, JobView):
+            raise AirflowFailException(f"unexpected reply from the party service: {view!r}")
+        return view
+
+    def _ensure_job(self, context: Context, client: GrpcControlClient) -> JobPlan:
+        job_id = context["run_id"]
+        view = self._job_view(client, job_id)
+        if not view.found:
+            if self.dsl_path is None:
+                raise AirflowFailException(
+                    f"job {job_id} was not created by its initiator; this DAG was received from another "
+                    "party, so trigger the job at its initiator"
+                )
+            dag_run = context["dag_run"]
+            overrides: Mapping[str, Any] = dict(dag_run.conf or {})
+            try:
+                plan = load_job(self.dsl_path, self.conf_path, overrides=overrides or None)
+            except DslError as exc:
+                raise AirflowFailException("invalid job:\n" + "\n".join(exc.problems)) from None
+            self._check_structure(plan, context)
+            if plan.initiator.party_id != self.party_id:
+                raise AirflowFailException(
+                    f"party {self.party_id} is not this job's initiator ({plan.initiator.role} "
+                    f"{plan.initiator.party_id}); trigger the job at the initiator"
+                )
+            reply = client.call(
+                self.party_id,
+                CreateJob(job_id, self.dag_id, self.party_id, plan.to_dict(), dict(overrides)),
+                timeout=300.0,
+            )
+            if not isinstance(reply, CreateJobReply) or not reply.accepted:
+                reason = reply.reason if isinstance(reply, CreateJobReply) else repr(reply)
+                raise AirflowFailException(reason)
+            self.log.info("job %s submitted to every party", job_id)
+            view = self._job_view(client, job_id)
+        plan_dict = view.detail.get("plan")
+        if not isinstance(plan_dict, Mapping):
+            raise AirflowFailException(f"party service returned no plan for job {job_id}")
+        return JobPlan.from_dict(plan_dict)
+
+    def _check_structure(self, plan: JobPlan, context: Context) -> None:
+        """Trigger-time overrides may change parameters, never the graph the DAG was built from."""
+        dag = context["dag"]
+        expected = {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}
+        actual = {t.name: sorted(t.upstream) for t in plan.tasks}
+        if expected != actual:
+            raise AirflowFailException(
+                "the trigger conf changes the job's components or edges; edit the job file instead "
+                f"(DAG: {expected}, with conf: {actual})"
+            )
+
+    # ------------------------------------------------------------------ Airflow entry points
+    def execute(self, context: Context) -> Any:
+        """Create/join the job, prepare, and start now or defer until the initiator says so."""
+        client = self._client()
+        try:
+            plan = self._ensure_job(context, client)
+            task = plan.task(self.task_id)
+            if not task.runs_at(self.party_id):
+                result = {
+                    "status": "pass",
+                    "party_id": self.party_id,
+                    "reason": "component does not run here",
+                }
+                self._record(context, result)
+                self.log.info("%s does not run at party %s: pass", self.task_id, self.party_id)
+                return result
+            cmd = PrepareTask(context["run_id"], self.task_id, self.party_id)
+            deadline = time.monotonic() + self.sync_wait
+            while True:
+                decision = client.call(self.party_id, cmd)
+                if not isinstance(decision, TaskStartDecision):
+                    raise AirflowFailException(f"unexpected reply {decision!r}")
+                if decision.action == "start":
+                    return self._run(context, plan, decision.task_version)
+                if decision.action == "abort":
+                    raise AirflowFailException(decision.reason)
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(self.poll_interval)
+            self.log.info("waiting for the initiator to release %s: %s", self.task_id, decision.reason)
+            config = self._hook().client_config().to_dict()
+        except FateAirflowError as exc:
+            raise AirflowFailException(str(exc)) from None
+        finally:
+            client.close()
+        self.defer(
+            trigger=TaskStartTrigger(
+                config,
+                context["run_id"],
+                self.task_id,
+                self.party_id,
+                poll_interval=max(self.poll_interval, 0.5),
+            ),
+            method_name="execute_complete",
+            timeout=self.execution_timeout or timedelta(days=3),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger: run on ``start``, fail with the reason otherwise."""
+        event = event or {}
+        if event.get("status") != "start":
+            raise AirflowFailException(str(event.get("reason") or f"cannot start: {event}"))
+        client = self._client()
+        try:
+            plan = JobPlan.from_dict(self._job_view(client, context["run_id"]).detail["plan"])
+        except (FateAirflowError, KeyError) as exc:
+            raise AirflowFailException(f"cannot read job {context['run_id']}: {exc}") from None
+        finally:
+            client.close()
+        return self._run(context, plan, int(event["task_version"]))
+
+    # ------------------------------------------------------------------ running
+    def _run(self, context: Context, plan: JobPlan, version: int) -> dict[str, Any]:
+        job_id = context["run_id"]
+        data_dir = party_setting("data_dir")
+        requests = build_requests(
+            plan, self.task_id, self.party_id, job_id=job_id, task_version=version, data_dir=data_dir
+        )
+        roles = [r.local.role for r in requests]
+        self.log.info(
+            "running %s (%s) version %d at party %s as %s",
+            self.task_id,
+            self.implementation,
+            version,
+            self.party_id,
+            "+".join(roles),
+        )
+        client = self._client()
+        started = time.time()
+        self._report(client, job_id, version, "running", detail={"started": started})
+        abort = threading.Event()
+        stop_reason: list[str] = []
+        finished = threading.Event()
+
+        def watch() -> None:
+            # A failure or stop elsewhere must end this run within seconds, not at the next get timeout.
+            watcher = self._client()
+            try:
+                while not finished.wait(1.0):
+                    try:
+                        view = self._job_view(watcher, job_id)
+                    except Exception as exc:  # keep watching; the supervisor handles dead parties
+                        self.log.debug("job watch failed: %s", exc)
+                        continue
+                    if view.status in _ENDED_BADLY:
+                        stop_reason.append(f"job {view.status}: {view.reason}")
+                        abort.set()
+                        return
+            finally:
+                watcher.close()
+
+        watch_thread = threading.Thread(target=watch, name="fate-job-watch", daemon=True)
+        watch_thread.start()
+        try:
+            outcome = run_task_at_party(requests, self._hook().federation_factory(), abort)
+        finally:
+            finished.set()
+            watch_thread.join(timeout=5)
+        detail = {**outcome.detail(), "started": started, "ended": time.time()}
+        if stop_reason:
+            self._report(client, job_id, version, "canceled", error=stop_reason[0], detail=detail)
+            client.close()
+            raise AirflowFailException(f"{self.task_id} stopped at party {self.party_id}: {stop_reason[0]}")
+        if not outcome.ok:
+            error = outcome.error
+            self._report(client, job_id, version, "failed", error=error, detail=detail)
+            client.close()
+            raise AirflowFailException(f"{self.task_id} failed at party {self.party_id}: {error}")
+        status: TaskPartyStatus = "pass" if outcome.status == "pass" else "success"
+        self._report(client, job_id, version, status, detail=detail)
+        client.close()
+        result = {"status": status, "party_id": self.party_id, "task_version": version, **detail}
+        self._record(context, result)
+        return result
+
+    def _report(
+        self,
+        client: GrpcControlClient,
+        job_id: str,
+        version: int,
+        status: TaskPartyStatus,
+        *,
+        error: str = "",
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        cmd = ReportTaskStatus(
+            job_id, self.task_id, version, self.party_id, status, error, dict(detail or {})
+        )
+        for attempt in range(3):
+            try:
+                ack = client.call(self.party_id, cmd)
+                if getattr(ack, "ok", False):
+                    return
+                self.log.warning("status report not accepted: %s", getattr(ack, "message", ack))
+                return
+            except FateAirflowError as exc:
+                self.log.warning("status report failed (attempt %d): %s", attempt + 1, exc)
+                time.sleep(1.0)
+
+    def _record(self, context: Context, result: Mapping[str, Any]) -> None:
+        """Tracking in Airflow's metadata: XCom (``fate``) and the task state store (``fate_status``)."""
+        context["ti"].xcom_push(key="fate", value=dict(result))
+        try:
+            context["task_state_store"].set("fate_status", dict(result))
+        except Exception as exc:  # the store is an optional 3.3 feature; XCom already has the data
+            self.log.debug("task state store unavailable: %s", exc)
+
+
+__all__ = ["FederatedComponentOperator", "party_setting"]
