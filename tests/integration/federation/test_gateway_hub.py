@@ -183,3 +183,40 @@ def test_peer_outside_the_allowlist_is_refused_and_the_doctor_says_so(hubnet: Hu
     assert not result.ok and "the peer refused us" in result.detail, result.line()
     ok = check_gateway(hubnet.servers["9999"].config, timeout=3)
     assert [r.ok for r in ok] == [True], [r.line() for r in ok]
+
+
+@pytest.mark.timeout(60)
+async def test_async_control_client_never_blocks_and_maps_errors(hubnet: HubNet) -> None:
+    import asyncio
+
+    from fate_airflow.federation.errors import NoRoute
+    from fate_airflow.federation.grpc import AsyncGrpcControlClient
+
+    client = AsyncGrpcControlClient(client_config("9999", hubnet.addresses["9999"], hubnet.files))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    background = asyncio.create_task(ticker())
+    try:
+        replies = await asyncio.gather(*(client.call("10000", QueryJob(f"j{i}")) for i in range(20)))
+        assert [r.job_id for r in replies] == [f"j{i}" for i in range(20)]
+        assert await client.ping("10000") >= 0
+        with pytest.raises(NoRoute, match="77777"):
+            await client.call("77777", QueryJob("x"))
+    finally:
+        background.cancel()
+        await client.close()
+    assert ticks > 0
+    assert (
+        hubnet.recorders["10000"].calls[-1] == ("9999", QueryJob("j19"))
+        or (
+            "9999",
+            QueryJob("j19"),
+        )
+        in hubnet.recorders["10000"].calls
+    )

@@ -358,3 +358,12 @@ def test_federation_check_reports_what_is_wrong(net: Net) -> None:
     assert "FAIL party 10001" in out and "connection refused" in out
     assert "FAIL party 10002" in out and "DNS" in out
     assert "0 ok, 3 failed" in out
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_stops_a_gateway_gracefully(net: Net) -> None:
+    gateway = net.gateways["10001"]
+    assert gateway.stop() == 0
+    assert "received SIGTERM, stopping" in gateway.log_text()
+    gateway.start()
+    _ping_ok(net, "10001")
