@@ -14,6 +14,7 @@ Entry file layout: payload bytes, JSON footer, u64 footer length, :data:`ENTRY_M
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 ENTRY_MAGIC = b"FASPOOL1"
 _FOOTER_TAIL = struct.Struct("<Q8s")
 _TMP_MAX_AGE = 3600.0
+#: Bytes between background flushes of a message being received.
+_FLUSH_EVERY = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ class SpoolWriter:
         self.size = 0
         self._tmp = spool.root / "tmp" / f"{self.message_id}.{uuid.uuid4().hex}.part"
         self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._next_flush = _FLUSH_EVERY
+        self._flusher: threading.Thread | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         """Append a chunk.
@@ -150,6 +155,30 @@ class SpoolWriter:
             view = view[written:]
         self._hash.update(data)
         self.size += len(data)
+        if self.size >= self._next_flush:
+            self._next_flush = self.size + _FLUSH_EVERY
+            self._flush_in_background()
+
+    def _flush_in_background(self) -> None:
+        # Start writing big messages to disk while they still stream in, so the fsync that must
+        # precede the acknowledgement only has the tail left to flush. One flush at a time.
+        if self._flusher is not None and self._flusher.is_alive():
+            return
+        fd = self._fd
+        if fd is None:
+            return
+
+        def flush() -> None:
+            with contextlib.suppress(OSError):  # the fd may be closed by commit/abort meanwhile
+                os.fdatasync(fd)
+
+        self._flusher = threading.Thread(target=flush, name="spool-flush", daemon=True)
+        self._flusher.start()
+
+    def _join_flusher(self) -> None:
+        if self._flusher is not None:
+            self._flusher.join()
+            self._flusher = None
 
     def commit(self, size: int, sha256: bytes) -> SpoolEntry:
         """Verify size and digest, fsync, and atomically publish the entry.
@@ -176,6 +205,7 @@ class SpoolWriter:
             separators=(",", ":"),
         ).encode("utf-8")
         os.write(self._fd, footer + _FOOTER_TAIL.pack(len(footer), ENTRY_MAGIC))
+        self._join_flusher()
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
@@ -183,6 +213,7 @@ class SpoolWriter:
 
     def abort(self) -> None:
         """Drop the partial message (idempotent)."""
+        self._join_flusher()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
