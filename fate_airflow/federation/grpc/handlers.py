@@ -8,6 +8,7 @@ spooled here or forwarded, and how a push stream becomes a durable spool entry.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from fate_airflow.core.errors import FateAirflowError, FederationTimeout
 from fate_airflow.federation.api import CommandHandler, ControlCommand, ControlReply, dispatch
 from fate_airflow.federation.config import GatewayConfig
 from fate_airflow.federation.errors import (
+    Busy,
     HandlerFailed,
     HandlerUnavailable,
     MessageTooLarge,
@@ -73,6 +75,9 @@ class GatewayCore:
         self.spool = spool
         self.peers = peers
         self.handler = handler
+        # Each waiting `get` holds a server thread; capping them keeps threads free for the pushes
+        # they are waiting for (otherwise enough waiting receivers would starve their own senders).
+        self._waiters = threading.BoundedSemaphore(max(1, config.limits.max_workers // 2))
 
     def _served(self, party_id: str) -> bool:
         return party_id in self.config.party_ids
@@ -163,7 +168,16 @@ class GatewayCore:
         authorize_client(caller, self.config)
         if key.dst.party_id != caller.party_id:
             raise PermissionDenied(f"{caller}: cannot receive messages addressed to party {key.dst.party_id}")
-        entry = self.spool.wait_for(key, min(max(wait, 0.0), MAX_PULL_WAIT), cancelled)
+        entry = self.spool.lookup(key)
+        if entry is None:
+            if not self._waiters.acquire(blocking=False):
+                raise Busy(
+                    f"too many receivers are waiting at the gateway of party {self.config.party_id}; retry"
+                )
+            try:
+                entry = self.spool.wait_for(key, min(max(wait, 0.0), MAX_PULL_WAIT), cancelled)
+            finally:
+                self._waiters.release()
         if entry is None:
             again = " (it was already received once: a second get of the same name/tag)"
             raise FederationTimeout(

@@ -220,3 +220,22 @@ async def test_async_control_client_never_blocks_and_maps_errors(hubnet: HubNet)
         )
         in hubnet.recorders["10000"].calls
     )
+
+
+@pytest.mark.timeout(30)
+def test_health_service_answers_serving(hubnet: HubNet) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    files = hubnet.files["9999"]
+    channel = grpc.secure_channel(
+        hubnet.addresses["9999"],
+        grpc.ssl_channel_credentials(
+            files.ca_cert.read_bytes(), files.client_key.read_bytes(), files.client_cert.read_bytes()
+        ),
+        options=[("grpc.ssl_target_name_override", party_dns_name("9999"))],
+    )
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "fate_airflow.federation.v1.Transfer", "fate_airflow.federation.v1.Control"):
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    channel.close()
