@@ -51,8 +51,11 @@ def load(args: argparse.Namespace) -> PartyConfig:
     return load_party_config(config_path(args))
 
 
-def build_service(cfg: PartyConfig) -> PartyService:
-    """The party service wired to this party's Airflow (REST) and job store."""
+def build_service(cfg: PartyConfig, path: Path) -> PartyService:
+    """The party service wired to this party's Airflow (REST) and job store.
+
+    Its allowlists are re-read from the config file at ``path`` before every job creation.
+    """
     user, password = admin_credentials(cfg)
     engine = AirflowRestEngine(
         cfg.api_url,
@@ -62,12 +65,18 @@ def build_service(cfg: PartyConfig) -> PartyService:
         secret_key=party_secrets(cfg)["api_secret_key"],
     )
     store = JobStore(f"sqlite:///{cfg.data_dir / 'jobs.db'}")
-    policy = PartyPolicy(
+    return PartyService(
+        cfg.party_id, store, engine, policy_of(cfg), policy_source=lambda: policy_of(load_party_config(path))
+    )
+
+
+def policy_of(cfg: PartyConfig) -> PartyPolicy:
+    """The scheduling policy in a party config."""
+    return PartyPolicy(
         allowed_initiators=cfg.allowed_initiators,
         readable_tables=cfg.readable_tables,
         party_timeout=cfg.party_timeout,
     )
-    return PartyService(cfg.party_id, store, engine, policy)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -124,7 +133,7 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = load(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway_config = load_gateway_config(cfg.gateway_config_path)
-    service = build_service(cfg)
+    service = build_service(cfg, config_path(args))
     server = GatewayServer(gateway_config, handler=service)
     server.start()
     service.attach_control(server.local_control_client())

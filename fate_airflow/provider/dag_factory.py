@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,9 @@ def build_job_dag(
         doc_md=_doc(plan, source, party_id),
         tags=sorted(set(tags)),
         params=_params(params or {}),
-        default_args={"retries": 0},
+        # Retries only cover Airflow-side hiccups: component failures raise AirflowFailException
+        # (never retried) and a retried share that already succeeded does not run again.
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=3)},
         is_paused_upon_creation=False,
     ) as dag:
         ops = {

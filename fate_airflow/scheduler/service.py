@@ -109,6 +109,8 @@ class PartyService:
     :param engine: the party's workflow engine (its Airflow).
     :param policy: what the party accepts, and its timeouts.
     :param clock: wall clock (tests pass a fake).
+    :param policy_source: re-read before every job creation, so a party's allowlists change without a
+        restart (for example from its config file).
     """
 
     def __init__(
@@ -118,11 +120,13 @@ class PartyService:
         engine: WorkflowEngine,
         policy: PartyPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        policy_source: Callable[[], PartyPolicy] | None = None,
     ) -> None:
         self.party_id = party_id
         self.store = store
         self.engine = engine
         self.policy = policy or PartyPolicy()
+        self._policy_source = policy_source
         self._clock = clock
         self._control: ControlClient | None = None
         self._lock = threading.RLock()
@@ -250,6 +254,11 @@ class PartyService:
             return CreateJobReply(
                 False, f"party {src} sent a job naming another initiator ({cmd.initiator_party_id})"
             )
+        if self._policy_source is not None:
+            try:
+                self.policy = self._policy_source()
+            except FateAirflowError as exc:
+                return CreateJobReply(False, f"party {me} cannot read its policy: {exc}")
         allowed = self.policy.allowed_initiators
         if allowed is not None and src not in allowed:
             listed = ", ".join(allowed) or "none"
@@ -499,13 +508,13 @@ class PartyService:
                 # Fail the local run *before* recording the end: once the job reads as ended, a
                 # task that asks to start can only be one the user cleared (a rerun).
                 self._fail_local_run(current)
-            self.store.update_job(job.job_id, status=status, reason=reason, ended=self._clock())
             if status != st.SUCCESS:
                 for task in self.store.list_tasks(job.job_id):
                     if task.status in (st.RUNNING, st.WAITING):
                         self.store.update_task(
                             job.job_id, task.task_name, status=st.CANCELED, ended=self._clock()
                         )
+            self.store.update_job(job.job_id, status=status, reason=reason, ended=self._clock())
         log.info("job %s ended %s: %s", job.job_id, status, reason)
         if current.is_initiator:
             plan = JobPlan.from_dict(current.plan)

@@ -73,6 +73,7 @@ class FederatedComponentOperator(BaseOperator):
     :param sync_wait: seconds to wait for the start decision in the worker before deferring; short
         waits are common (the other parties are usually seconds apart) and a deferral costs ~3 s.
     :param poll_interval: seconds between start-decision polls.
+    :param resume_delay: the earliest a deferred task resumes, in seconds after deferring.
     """
 
     template_fields = ()
@@ -86,8 +87,9 @@ class FederatedComponentOperator(BaseOperator):
         dsl_path: str | None = None,
         conf_path: str | None = None,
         fate_conn_id: str = FederationHook.default_conn_name,
-        sync_wait: float = 3.0,
+        sync_wait: float = 10.0,
         poll_interval: float = 0.3,
+        resume_delay: float = 4.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,6 +100,7 @@ class FederatedComponentOperator(BaseOperator):
         self.fate_conn_id = fate_conn_id
         self.sync_wait = sync_wait
         self.poll_interval = poll_interval
+        self.resume_delay = resume_delay
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -153,6 +156,24 @@ class FederatedComponentOperator(BaseOperator):
             raise AirflowFailException(f"party service returned no plan for job {job_id}")
         return JobPlan.from_dict(plan_dict)
 
+    def _already_done(self, client: GrpcControlClient, job_id: str) -> dict[str, Any] | None:
+        """This party's result for the current task version, if it already succeeded (else None)."""
+        view = self._job_view(client, job_id)
+        if view.status in _ENDED_BADLY:
+            return None
+        for task in view.tasks:
+            if task.task_name != self.task_id or task.task_version < 0:
+                continue
+            for cell in task.parties:
+                if cell.party_id == self.party_id and cell.status in ("success", "pass") and cell.detail:
+                    return {
+                        "status": cell.status,
+                        "party_id": self.party_id,
+                        "task_version": task.task_version,
+                        **cell.detail,
+                    }
+        return None
+
     def _check_structure(self, plan: JobPlan, context: Context) -> None:
         """Trigger-time overrides may change parameters, never the graph the DAG was built from."""
         dag = context["dag"]
@@ -171,6 +192,13 @@ class FederatedComponentOperator(BaseOperator):
         try:
             plan = self._ensure_job(context, client)
             task = plan.task(self.task_id)
+            done = self._already_done(client, context["run_id"])
+            if done is not None:
+                # An Airflow retry of a share that already succeeded (e.g. after Airflow's
+                # deferral/executor race, apache/airflow#71580): tasks are idempotent, so record the
+                # earlier result instead of running the component again.
+                self._record(context, done)
+                return done
             if not task.runs_at(self.party_id):
                 result = {
                     "status": "pass",
@@ -206,6 +234,9 @@ class FederatedComponentOperator(BaseOperator):
                 self.task_id,
                 self.party_id,
                 poll_interval=max(self.poll_interval, 0.5),
+                # Resuming before the scheduler has seen this worker exit trips Airflow's
+                # "state mismatch" check (apache/airflow#71580); give it a few seconds.
+                not_before=time.time() + self.resume_delay,
             ),
             method_name="execute_complete",
             timeout=self.execution_timeout or timedelta(days=3),

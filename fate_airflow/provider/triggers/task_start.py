@@ -33,6 +33,7 @@ class TaskStartTrigger(BaseTrigger):
     :param party_id: this party.
     :param poll_interval: seconds between asks.
     :param unreachable_timeout: seconds the local gateway may stay unreachable before giving up.
+    :param not_before: wall-clock time before which no event is yielded.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class TaskStartTrigger(BaseTrigger):
         party_id: str,
         poll_interval: float = 0.5,
         unreachable_timeout: float = 120.0,
+        not_before: float = 0.0,
     ) -> None:
         super().__init__()
         self.client_config = client_config
@@ -51,6 +53,7 @@ class TaskStartTrigger(BaseTrigger):
         self.party_id = party_id
         self.poll_interval = poll_interval
         self.unreachable_timeout = unreachable_timeout
+        self.not_before = not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-only kwargs (keep them backward compatible: rows outlive deploys)."""
@@ -63,6 +66,7 @@ class TaskStartTrigger(BaseTrigger):
                 "party_id": self.party_id,
                 "poll_interval": self.poll_interval,
                 "unreachable_timeout": self.unreachable_timeout,
+                "not_before": self.not_before,
             },
         )
 
@@ -86,6 +90,9 @@ class TaskStartTrigger(BaseTrigger):
                     yield TriggerEvent({"status": "error", "reason": f"unexpected reply {decision!r}"})
                     return
                 if decision.action == "start":
+                    delay = self.not_before - time.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                     yield TriggerEvent({"status": "start", "task_version": decision.task_version})
                     return
                 if decision.action == "abort":
