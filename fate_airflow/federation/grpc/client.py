@@ -113,8 +113,8 @@ class GrpcFederation(Federation):
         """
         size = payload.measure(obj)
         keys = [self._key(name, tag, self.session.local, dst) for dst in parties]
-        for key in keys:
-            if key in self._sent:
+        for index, key in enumerate(keys):
+            if key in self._sent or key in keys[:index]:
                 raise FederationError(
                     f"duplicate message {name!r} tag {tag!r} from {key.src} to {key.dst} in session "
                     f"{key.session_id}"

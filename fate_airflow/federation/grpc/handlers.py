@@ -102,13 +102,13 @@ class GatewayCore:
 
         :returns: the local result, or the next hop's raw ``PushReply``.
         """
+        origin = origin_of(caller, claimed_origin, self.config)  # before reading anything
         first = next(frames, None)
         if first is None:
             raise ProtocolError("empty push stream")
         header = parse_push_frame(first)
         if not isinstance(header, PushHeaderInfo):
             raise ProtocolError("a push stream must start with its header frame")
-        origin = origin_of(caller, claimed_origin, self.config)
         key = header.key
         if key.src.party_id != origin:
             raise PermissionDenied(f"{caller}: party {origin} cannot send as party {key.src.party_id}")
