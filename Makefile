@@ -42,7 +42,7 @@ demo: install
 	$(BIN)/fate-airflow demo --home $(FATE_HOME)/demo
 
 up: install
-	$(BIN)/fate-airflow demo --home $(FATE_HOME)/demo --keep-running
+	$(BIN)/fate-airflow demo --home $(FATE_HOME)/demo --up-only
 
 down: install
 	$(BIN)/fate-airflow demo --home $(FATE_HOME)/demo --down
