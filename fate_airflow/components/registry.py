@@ -14,7 +14,9 @@ from typing import Literal
 
 from fate_airflow.components.api import Component
 from fate_airflow.components.data_transform import DataTransform
+from fate_airflow.components.evaluation import Evaluation
 from fate_airflow.components.feature_scale import FeatureScale
+from fate_airflow.components.hetero_lr import HeteroLR
 from fate_airflow.components.intersection import Intersection
 from fate_airflow.components.reader import Reader
 from fate_airflow.components.toy_example import ToyExample
@@ -27,6 +29,8 @@ IMPLEMENTED: Mapping[str, type[Component]] = MappingProxyType(
         "data_transform@1.0.0": DataTransform,
         "feature_scale@1.0.0": FeatureScale,
         "intersection@1.0.0": Intersection,
+        "hetero_lr@1.0.0": HeteroLR,
+        "evaluation@1.0.0": Evaluation,
         "toy_example@1.0.0": ToyExample,
     }
 )
