@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 
 from fate_airflow.core.errors import ConfigError, SchedulingError
@@ -434,13 +435,14 @@ def _pid_file(cfg: PartyConfig, name: str) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    # Reap our own exited children first: a zombie still answers kill(pid, 0).
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def process_pids(cfg: PartyConfig) -> dict[str, int | None]:
