@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fate_airflow.components.api import PartyTaskRequest, PartyTaskResult
-from fate_airflow.components.runtime import run_party_task
 from fate_airflow.core.errors import ComponentError
 from fate_airflow.core.types import ROLE_ORDER, Party
 from fate_airflow.dsl.plan import JobPlan
@@ -126,6 +125,9 @@ def run_task_at_party(
     outcome = TaskOutcome([ShareOutcome(r.local) for r in requests])
     if not requests:
         return outcome
+
+    # Imported here, not at module level: DAG files import this module and must parse fast.
+    from fate_airflow.components.runtime import run_party_task
 
     def run_one(index: int) -> None:
         request = requests[index]

@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -165,13 +166,18 @@ class SerialComputing(Computing):
         return out
 
 
+def _warm_up(seconds: float) -> None:
+    """Keep a worker busy briefly so that concurrent submits each start a new worker."""
+    time.sleep(seconds)
+
+
 def _pool_context() -> multiprocessing.context.BaseContext:
     # forkserver: children fork from a clean single-threaded server, never from this (threaded)
     # process; spawn where forkserver is unavailable.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["gmpy2", "numpy", "nacl.bindings"])
+        ctx.set_forkserver_preload(["gmpy2", "numpy", "nacl.bindings", "phe.paillier"])
     return ctx
 
 
@@ -186,7 +192,11 @@ class ProcessPoolComputing(Computing):
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=self.cores, mp_context=_pool_context())
+                pool = ProcessPoolExecutor(max_workers=self.cores, mp_context=_pool_context())
+                # The executor starts workers lazily, one per submit that finds no idle worker; start
+                # them all now so the first real job is spread over every core.
+                wait([pool.submit(_warm_up, 0.2) for _ in range(self.cores)])
+                self._pool = pool
                 log.debug("started a computing pool of %d processes", self.cores)
             return self._pool
 

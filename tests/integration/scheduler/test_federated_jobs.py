@@ -1,0 +1,274 @@
+"""Federated jobs across real Airflow instances and real gateways (processes on 127.0.0.1, SQLite).
+
+Three parties run side by side for the whole module — guest 9999, 10000 and 10001, each with its own
+Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor) and mTLS gateway — exactly
+as ``party up`` deploys them. Two-party jobs use 9999 and 10000 (10000 is host *and* arbiter of the
+LR job); the three-party LR job puts the arbiter on 10001. Jobs are triggered at the guest through
+Airflow's REST API, like a user would.
+
+The tests run in file order; the last one kills party 10001.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from fate_airflow.deploy.localfed import LocalFederation, create_local_federation
+from fate_airflow.deploy.party import process_pids, write_party_config
+from fate_airflow.federation.api import JobView
+from fate_airflow.storage.tables import TableStore
+from fate_airflow.storage.upload import UploadSpec, upload
+from tests.conftest import FATE_EXAMPLES, REPO_ROOT
+
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(900)]
+
+JOBS = REPO_ROOT / "tests" / "fixtures" / "jobs"
+DATA = FATE_EXAMPLES / "data"
+GUEST, HOST, THIRD = "9999", "10000", "10001"
+PARTY_TIMEOUT = 10.0
+CLI = str(Path(sys.executable).with_name("fate-airflow"))
+
+
+def put_table(fed: LocalFederation, party: str, csv: str, namespace: str, name: str, label: str | None) -> None:
+    upload(
+        TableStore.local(fed.parties[party].data_dir),
+        UploadSpec(file=DATA / csv, namespace=namespace, name=name, id_column="id", label_column=label),
+        overwrite=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
+    base = tmp_path_factory.mktemp("federation")
+    drop = base / "guest-jobs"
+    drop.mkdir()
+    for path in JOBS.glob("*.json"):
+        shutil.copy(path, drop / path.name)
+    federation = create_local_federation(
+        base, [GUEST, HOST, THIRD], jobs_folders={GUEST: drop}, party_timeout=PARTY_TIMEOUT
+    )
+    try:
+        federation.init()
+        federation.up(wait=300)
+        put_table(federation, GUEST, "breast_hetero_mini_guest.csv", "itest", "breast_hetero_mini_guest", "y")
+        put_table(federation, HOST, "breast_hetero_mini_host.csv", "itest", "breast_hetero_mini_host", None)
+        put_table(federation, GUEST, "breast_hetero_mini_guest.csv", "itest", "rerun_guest", "y")
+        rest = federation.rest(GUEST)
+        for dag_id in ("toy2", "toyfar", "reader2", "lr2", "lr3"):
+            rest.wait_dag(dag_id)
+        yield federation
+    finally:
+        federation.down()
+
+
+# ---------------------------------------------------------------------- helpers
+def trigger(fed: LocalFederation, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+    return fed.rest(GUEST).trigger(dag_id, conf)
+
+
+def wait_end(fed: LocalFederation, job_id: str, timeout: float = 240) -> JobView:
+    return fed.wait_job(job_id, timeout=timeout)
+
+
+def tis(fed: LocalFederation, party: str, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+    resp = fed.rest(party).request(
+        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+    )
+    assert resp.status_code == 200, resp.text
+    return {ti["task_id"]: ti for ti in resp.json()["task_instances"]}
+
+
+def fate_record(fed: LocalFederation, party: str, dag_id: str, run_id: str, task: str) -> dict[str, Any]:
+    resp = fed.rest(party).request(
+        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task}/xcomEntries/fate"
+    )
+    assert resp.status_code == 200, resp.text
+    value = resp.json()["value"]
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def run_state(fed: LocalFederation, party: str, dag_id: str, run_id: str) -> str | None:
+    return fed.rest(party).run_state(dag_id, run_id)
+
+
+def end_time(ti: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(ti["end_date"])
+
+
+def running_everywhere(fed: LocalFederation, dag_id: str, job: str, task: str, parties: tuple[str, ...]) -> bool:
+    try:
+        return all(tis(fed, p, dag_id, job).get(task, {}).get("state") == "running" for p in parties)
+    except AssertionError:
+        return False
+
+
+# ---------------------------------------------------------------------- tests
+def test_two_party_lr_job_runs_everywhere_with_one_run_id_and_the_same_task_ids(fed: LocalFederation) -> None:
+    job = trigger(fed, "lr2")
+    view = wait_end(fed, job, timeout=400)
+    assert view.status == "success", view.reason
+    names = ["reader_0", "data_transform_0", "intersection_0", "hetero_lr_0", "evaluation_0"]
+    for party in (GUEST, HOST):
+        assert run_state(fed, party, "lr2", job) == "success"
+        states = tis(fed, party, "lr2", job)
+        assert sorted(states) == sorted(names)
+        assert {t["state"] for t in states.values()} == {"success"}
+    # 10000 is host and arbiter: one task instance ran both roles.
+    lr_host = fate_record(fed, HOST, "lr2", job, "hetero_lr_0")
+    assert set(lr_host["roles"]) == {"host", "arbiter"}
+    assert lr_host["task_version"] == 0
+    metrics = fate_record(fed, GUEST, "lr2", job, "evaluation_0")["roles"]["guest"]["metrics"]
+    assert metrics["auc"] > 0.9
+    assert view.tasks[3].task_version == 0
+    assert {c.party_id: c.status for c in view.tasks[3].parties} == {GUEST: "success", HOST: "success"}
+
+
+def test_three_party_lr_job(fed: LocalFederation) -> None:
+    job = trigger(fed, "lr3")
+    view = wait_end(fed, job, timeout=400)
+    assert view.status == "success", view.reason
+    for party in (GUEST, HOST, THIRD):
+        assert run_state(fed, party, "lr3", job) == "success", party
+        assert sorted(tis(fed, party, "lr3", job)) == sorted(t.task_name for t in view.tasks)
+    assert set(fate_record(fed, THIRD, "lr3", job, "hetero_lr_0")["roles"]) == {"arbiter"}
+    # The arbiter plays no part in the reader: its task records a pass, not a fake success.
+    assert fate_record(fed, THIRD, "lr3", job, "reader_0")["status"] == "pass"
+
+
+def test_failure_at_the_host_fails_the_job_everywhere_within_10_seconds(fed: LocalFederation) -> None:
+    conf = {
+        "component_parameters": {
+            "common": {"toy_1": {"sleep_seconds": 60}},
+            "role": {"host": {"0": {"toy_1": {"fail": True, "sleep_seconds": 0}}}},
+        }
+    }
+    job = trigger(fed, "toy2", conf)
+    view = wait_end(fed, job)
+    assert view.status == "failed"
+    assert "task toy_1 failed at party 10000 (host)" in view.reason
+    assert "injected failure at host 10000" in view.reason
+    wait_until(lambda: run_state(fed, GUEST, "toy2", job) == "failed", 15, "guest run failed")
+    wait_until(lambda: run_state(fed, HOST, "toy2", job) == "failed", 15, "host run failed")
+    host_ti = tis(fed, HOST, "toy2", job)["toy_1"]
+    guest_ti = tis(fed, GUEST, "toy2", job)["toy_1"]
+    assert host_ti["state"] == guest_ti["state"] == "failed"
+    # The guest's share was running (sleeping 60 s) when the host failed: it was stopped, not left hanging.
+    lag = (end_time(guest_ti) - end_time(host_ti)).total_seconds()
+    assert lag <= 10, f"guest stopped {lag:.1f} s after the host failed"
+    assert tis(fed, GUEST, "toy2", job)["toy_2"]["state"] in ("skipped", "upstream_failed")
+
+
+def test_stop_at_the_initiator_with_the_cli_stops_every_party_within_10_seconds(fed: LocalFederation) -> None:
+    job = trigger(fed, "toy2", {"component_parameters": {"common": {"toy_1": {"sleep_seconds": 90}}}})
+    wait_until(lambda: running_everywhere(fed, "toy2", job, "toy_1", (GUEST, HOST)), 120, "toy_1 running")
+    start = time.monotonic()
+    out = subprocess.run(
+        [CLI, "job", "stop", job, "--config", str(fed.config_paths[GUEST])], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    wait_until(
+        lambda: run_state(fed, GUEST, "toy2", job) == "failed" and run_state(fed, HOST, "toy2", job) == "failed",
+        10 - (time.monotonic() - start),
+        "both runs stopped",
+    )
+    view = wait_end(fed, job, timeout=30)
+    assert view.status == "canceled"
+    assert "stopped by `fate-airflow job stop` at party 9999" in view.reason
+
+
+def test_marking_the_run_failed_in_the_initiators_ui_stops_every_party(fed: LocalFederation) -> None:
+    job = trigger(fed, "toy2", {"component_parameters": {"common": {"toy_1": {"sleep_seconds": 90}}}})
+    wait_until(lambda: running_everywhere(fed, "toy2", job, "toy_1", (GUEST, HOST)), 120, "toy_1 running")
+    start = time.monotonic()
+    resp = fed.rest(GUEST).request(
+        "PATCH", f"/api/v2/dags/toy2/dagRuns/{quote(job, safe='')}", json={"state": "failed"}
+    )
+    assert resp.status_code == 200, resp.text
+    wait_until(lambda: run_state(fed, HOST, "toy2", job) == "failed", 10 - (time.monotonic() - start), "host run stopped")
+    assert tis(fed, HOST, "toy2", job)["toy_1"]["state"] == "failed"
+    assert wait_end(fed, job, timeout=30).status in ("canceled", "failed")
+
+
+def test_rerun_from_the_failed_component_runs_version_plus_one_everywhere(fed: LocalFederation) -> None:
+    job = trigger(fed, "reader2")
+    view = wait_end(fed, job)
+    assert view.status == "failed"
+    assert "task reader_0 failed at party 10000 (host)" in view.reason
+    assert "rerun_host" in view.reason
+    # The host fixes its data; the guest reruns the job from the failed component.
+    put_table(fed, HOST, "breast_hetero_mini_host.csv", "itest", "rerun_host", None)
+    out = subprocess.run(
+        [CLI, "job", "rerun", job, "--from", "reader_0", "--config", str(fed.config_paths[GUEST])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    wait_until(lambda: run_state(fed, HOST, "reader2", job) == "success", 180, "host run success")
+    view = wait_end(fed, job)
+    assert view.status == "success", view.reason
+    assert [t.task_version for t in view.tasks] == [1, 1]
+    for party in (GUEST, HOST):
+        assert run_state(fed, party, "reader2", job) == "success"
+        for task in ("reader_0", "data_transform_0"):
+            assert fate_record(fed, party, "reader2", job, task)["task_version"] == 1, (party, task)
+
+
+def test_a_job_from_an_initiator_the_host_does_not_allow_is_refused(fed: LocalFederation) -> None:
+    cfg = fed.parties[THIRD]
+    path = fed.config_paths[THIRD]
+    original = path.read_text()
+    data = json.loads(original)
+    data["allowed_initiators"] = ["8888"]
+    path.write_text(json.dumps(data))
+    try:
+        job = trigger(fed, "toyfar")
+        view = wait_end(fed, job, timeout=120)
+    finally:
+        path.write_text(original)
+    expected = "party 10001 refused: party 10001 does not accept jobs from initiator 9999 (allowed initiators: 8888)"
+    assert view.status == "failed"
+    assert expected in view.reason
+    wait_until(lambda: run_state(fed, GUEST, "toyfar", job) == "failed", 30, "guest run failed")
+    assert run_state(fed, THIRD, "toyfar", job) is None
+    roots = tis(fed, GUEST, "toyfar", job)
+    assert roots["toy_0"]["state"] == "failed"
+    assert cfg.party_id == THIRD
+
+
+def test_a_host_killed_mid_job_is_named_by_the_guest(fed: LocalFederation) -> None:
+    job = trigger(fed, "toyfar", {"component_parameters": {"common": {"toy_1": {"sleep_seconds": 120}}}})
+    wait_until(lambda: running_everywhere(fed, "toyfar", job, "toy_1", (GUEST, THIRD)), 120, "toy_1 running")
+    for pid in process_pids(fed.parties[THIRD]).values():
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+    start = time.monotonic()
+    view = wait_end(fed, job, timeout=PARTY_TIMEOUT + 40)
+    elapsed = time.monotonic() - start
+    assert view.status == "failed"
+    assert "party 10001 (host) is unreachable" in view.reason
+    assert elapsed <= PARTY_TIMEOUT + 15
+    wait_until(lambda: run_state(fed, GUEST, "toyfar", job) == "failed", 15, "guest run failed")
+    write_party_config(fed.parties[THIRD], fed.config_paths[THIRD])
