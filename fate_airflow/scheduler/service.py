@@ -596,7 +596,11 @@ class PartyService:
     def _reset_tasks(self, job: JobRecord, tasks: tuple[str, ...]) -> None:
         self.store.update_job(job.job_id, status=st.RUNNING, reason="", ended=None)
         for name in tasks:
-            self.store.update_task(job.job_id, name, status=st.WAITING, ended=None)
+            rec = self.store.get_task(job.job_id, name)
+            # As in FATE-Flow, every task of a rerun gets a new version, including tasks whose first
+            # version never started (version 0 is spent): the rerun starts at version 1 or above.
+            version = max(rec.version, 0) if rec is not None else 0
+            self.store.update_task(job.job_id, name, status=st.WAITING, ended=None, version=version)
         self.store.reset_party_tasks(job.job_id, tasks)
         self._failed_seen.pop(job.job_id, None)
 
