@@ -17,13 +17,16 @@ unpickled.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
+import types
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from functools import reduce as _functools_reduce
@@ -166,6 +169,24 @@ class SerialComputing(Computing):
         return out
 
 
+@contextlib.contextmanager
+def _no_main_module() -> Iterator[None]:
+    """Hide ``__main__`` while the pool's processes start.
+
+    ``forkserver``/``spawn`` children re-import the parent's main script (as ``__mp_main__``). Under
+    Airflow that script is the ``airflow`` CLI, and importing Airflow in every worker would cost
+    seconds and side effects; the workers only need the functions they are sent, which are
+    importable by module name.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 def _warm_up(seconds: float) -> None:
     """Keep a worker busy briefly so that concurrent submits each start a new worker."""
     time.sleep(seconds)
@@ -192,10 +213,11 @@ class ProcessPoolComputing(Computing):
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                pool = ProcessPoolExecutor(max_workers=self.cores, mp_context=_pool_context())
-                # The executor starts workers lazily, one per submit that finds no idle worker; start
-                # them all now so the first real job is spread over every core.
-                wait([pool.submit(_warm_up, 0.2) for _ in range(self.cores)])
+                with _no_main_module():
+                    pool = ProcessPoolExecutor(max_workers=self.cores, mp_context=_pool_context())
+                    # The executor starts workers lazily, one per submit that finds no idle worker;
+                    # start them all now so the first real job is spread over every core.
+                    wait([pool.submit(_warm_up, 0.2) for _ in range(self.cores)])
                 self._pool = pool
                 log.debug("started a computing pool of %d processes", self.cores)
             return self._pool
