@@ -28,12 +28,14 @@ With several hosts FATE computes no loss; ``early_stop: diff``/``abs`` then fall
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from fate_airflow.components._frames import feature_matrix, label_vector, sorted_by_id
 from fate_airflow.components._lr_params import LRConfig, Optimizer, init_weights, read_config
@@ -110,6 +112,9 @@ class HeteroLR(FateComponent):
         """Train, or predict with a stored model."""
         if len(ctx.parties_of("guest")) != 1 or not ctx.parties_of("host"):
             raise ComponentError(f"{ctx.where}: hetero LR needs exactly one guest and at least one host")
+        if ctx.role == "arbiter" and ctx.stage == "predict":
+            ctx.mark_pass("the arbiter has nothing to do in predict")
+            return
         model = ctx.input_model()
         predict = ctx.stage == "predict" or (model is not None and not ctx.has_input(_TRAIN))
         if predict:
@@ -124,6 +129,8 @@ class HeteroLR(FateComponent):
         if ctx.role == "arbiter":
             _Arbiter(ctx, cfg).run()
             return
+        if ctx.has_input(("validate_data",)):
+            ctx.info("validate_data is not used: validation during training is not implemented")
         table = ctx.input_table(_TRAIN)
         if table is None:
             raise ComponentError(f"{ctx.where}: no training data")
@@ -183,8 +190,6 @@ def _partial_scores(ctx: TaskContext, host: Party, tag: str, n: int) -> np.ndarr
 
 
 def _predictions(table: Table, prob: np.ndarray, threshold: float, kind: str) -> Table:
-    import pandas as pd
-
     meta = table.meta
     frame = pd.DataFrame({meta.id_column: table.frame[meta.id_column].astype(str).to_numpy()})
     label = meta.label_column
@@ -482,7 +487,7 @@ class _HostTrainer(_Share):
         x_cols = _signed_ints(self.x, prec)
         ctx.info("training: %d rows, %d host features, cipher %s", n, f, key.describe())
         iterations = 0
-        for it in range(10**9):
+        for it in itertools.count():
             opt.iters = it
             info = ctx.get_one("batch_info", str(it), self.guest)
             batches = info.get("batches") if isinstance(info, dict) else None
