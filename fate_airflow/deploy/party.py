@@ -25,6 +25,9 @@ The party config file (YAML or JSON; relative paths are relative to the file)::
     allowed_initiators: ["9999"]      # who may create jobs here (default: any peer)
     readable_tables: ["experiment.*"] # tables jobs may read here
     party_timeout: 30                 # seconds a peer may be silent during a job
+    listen: null                      # gateway bind address if not host:ports.gateway (e.g. 0.0.0.0:9370)
+    api_url: null                     # how the party service reaches its api-server, if not host:ports.api
+    cert_hosts: []                    # extra DNS names/IPs in the gateway certificate (e.g. a container name)
     airflow:                          # production: PostgreSQL + Celery/Kubernetes executors
       executor: LocalExecutor
       sql_alchemy_conn: null          # default sqlite:///<home>/airflow/airflow.db
@@ -99,6 +102,9 @@ class PartyConfig:
     jobs_folder: Path | None = None
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
     dags_folder: Path = REPO_DAGS
+    api_url_override: str | None = None
+    listen: str | None = None
+    cert_hosts: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ paths
     @property
@@ -143,8 +149,8 @@ class PartyConfig:
 
     @property
     def api_url(self) -> str:
-        """The Airflow api-server (UI and REST)."""
-        return f"http://{self.host}:{self.ports.api}"
+        """The Airflow api-server (UI and REST) as this party's own services reach it."""
+        return self.api_url_override or f"http://{self.host}:{self.ports.api}"
 
     @property
     def gateway_address(self) -> str:
@@ -157,7 +163,8 @@ class PartyConfig:
         """Build from a parsed document; relative paths resolve against ``base_dir``."""
         known = {
             "party_id", "home", "host", "ports", "peers", "peer_ca_certs", "insecure", "allowed_initiators",
-            "readable_tables", "party_timeout", "jobs_folder", "airflow", "dags_folder",
+            "readable_tables", "party_timeout", "jobs_folder", "airflow", "dags_folder", "api_url", "listen",
+            "cert_hosts",
         }  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
@@ -221,6 +228,9 @@ class PartyConfig:
                 extra_env={str(k): str(v) for k, v in (af_raw.get("extra_env") or {}).items()},
             ),
             dags_folder=path(data["dags_folder"], "dags_folder") if data.get("dags_folder") else REPO_DAGS,
+            api_url_override=str(data["api_url"]) if data.get("api_url") else None,
+            listen=str(data["listen"]) if data.get("listen") else None,
+            cert_hosts=tuple(str(h) for h in data.get("cert_hosts") or ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,6 +259,9 @@ class PartyConfig:
                 "extra_env": dict(self.airflow.extra_env),
             },
             "dags_folder": str(self.dags_folder),
+            "api_url": self.api_url_override,
+            "listen": self.listen,
+            "cert_hosts": list(self.cert_hosts),
         }
 
 
@@ -361,7 +374,7 @@ def gateway_config_dict(cfg: PartyConfig) -> dict[str, Any]:
     """The gateway configuration of this party (see :mod:`fate_airflow.federation.config`)."""
     doc: dict[str, Any] = {
         "party_id": cfg.party_id,
-        "listen": cfg.gateway_address,
+        "listen": cfg.listen or cfg.gateway_address,
         "data_dir": str(cfg.data_dir / "gateway"),
         "routes": dict(cfg.peers),
     }
@@ -389,7 +402,7 @@ def init_party(cfg: PartyConfig, *, migrate: bool = True) -> None:
     if not cfg.insecure:
         if not cfg.ca_cert.exists():
             init_ca(cfg.party_id, cfg.ca_cert.parent)
-        hosts = sorted({cfg.host, "127.0.0.1", "localhost"})
+        hosts = sorted({cfg.host, "127.0.0.1", "localhost", *cfg.cert_hosts})
         if not (cfg.pki_dir / "gateway" / "gateway.crt").exists():
             issue_certificate(
                 cfg.ca_cert.parent, cfg.party_id, "gateway", cfg.pki_dir / "gateway", hosts=hosts

@@ -50,7 +50,13 @@ def test_dropped_files_become_one_dag_per_job(drop: Path) -> None:
     assert errors == {}
     assert set(dags) == {"hetero_lr_normal", "train_lr"}
     lr = dags["hetero_lr_normal"]
-    assert [t.task_id for t in lr.tasks] == ["reader_0", "data_transform_0", "intersection_0", "hetero_lr_0", "evaluation_0"]  # type: ignore[attr-defined]
+    assert [t.task_id for t in lr.tasks] == [
+        "reader_0",
+        "data_transform_0",
+        "intersection_0",
+        "hetero_lr_0",
+        "evaluation_0",
+    ]  # type: ignore[attr-defined]
     assert edges(lr) == {
         ("reader_0", "data_transform_0"),
         ("data_transform_0", "intersection_0"),
@@ -67,7 +73,9 @@ def test_a_broken_file_is_reported_and_the_others_stay(drop: Path) -> None:
     for name in ("hetero_lr_normal_dsl.json", "hetero_lr_normal_conf.json"):
         shutil.copy(V1 / name, drop / name)
     bad_conf = json.loads((V1 / "hetero_lr_normal_conf.json").read_text())
-    bad_conf["component_parameters"]["role"]["host"]["3"] = {"reader_0": {"table": {"name": "t", "namespace": "n"}}}
+    bad_conf["component_parameters"]["role"]["host"]["3"] = {
+        "reader_0": {"table": {"name": "t", "namespace": "n"}}
+    }
     shutil.copy(V1 / "hetero_lr_normal_dsl.json", drop / "broken_dsl.json")
     (drop / "broken_conf.json").write_text(json.dumps(bad_conf))
     (drop / "garbage.yaml").write_text("dag: [unclosed\n")
@@ -104,7 +112,9 @@ def test_airflow_cli_lists_and_triggers_the_good_dag_next_to_a_broken_one(tmp_pa
     airflow = str(Path(sys.executable).with_name("airflow"))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([airflow, *args], env=env, capture_output=True, text=True, timeout=240, check=False)
+        return subprocess.run(
+            [airflow, *args], env=env, capture_output=True, text=True, timeout=240, check=False
+        )
 
     assert run("db", "migrate").returncode == 0
     assert run("dags", "reserialize").returncode == 0
@@ -114,7 +124,9 @@ def test_airflow_cli_lists_and_triggers_the_good_dag_next_to_a_broken_one(tmp_pa
     assert {"hetero_lr_normal", "broken"} <= ids
     errors = run("dags", "list-import-errors", "-o", "json")
     assert "hetero_lr_normal" not in errors.stdout
-    trig = run("dags", "trigger", "hetero_lr_normal", "--run-id", "job_cli_1", "--conf", '{"job_parameters": {}}')
+    trig = run(
+        "dags", "trigger", "hetero_lr_normal", "--run-id", "job_cli_1", "--conf", '{"job_parameters": {}}'
+    )
     assert trig.returncode == 0, trig.stderr
     state = run("dags", "state", "hetero_lr_normal", "job_cli_1")
     assert state.stdout.strip().splitlines()[-1].split(",")[0] in ("queued", "running")

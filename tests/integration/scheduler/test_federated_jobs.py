@@ -42,7 +42,9 @@ PARTY_TIMEOUT = 10.0
 CLI = str(Path(sys.executable).with_name("fate-airflow"))
 
 
-def put_table(fed: LocalFederation, party: str, csv: str, namespace: str, name: str, label: str | None) -> None:
+def put_table(
+    fed: LocalFederation, party: str, csv: str, namespace: str, name: str, label: str | None
+) -> None:
     upload(
         TableStore.local(fed.parties[party].data_dir),
         UploadSpec(file=DATA / csv, namespace=namespace, name=name, id_column="id", label_column=label),
@@ -117,7 +119,9 @@ def end_time(ti: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(ti["end_date"])
 
 
-def running_everywhere(fed: LocalFederation, dag_id: str, job: str, task: str, parties: tuple[str, ...]) -> bool:
+def running_everywhere(
+    fed: LocalFederation, dag_id: str, job: str, task: str, parties: tuple[str, ...]
+) -> bool:
     try:
         return all(tis(fed, p, dag_id, job).get(task, {}).get("state") == "running" for p in parties)
     except AssertionError:
@@ -185,11 +189,16 @@ def test_stop_at_the_initiator_with_the_cli_stops_every_party_within_10_seconds(
     wait_until(lambda: running_everywhere(fed, "toy2", job, "toy_1", (GUEST, HOST)), 120, "toy_1 running")
     start = time.monotonic()
     out = subprocess.run(
-        [CLI, "job", "stop", job, "--config", str(fed.config_paths[GUEST])], capture_output=True, text=True, timeout=60
+        [CLI, "job", "stop", job, "--config", str(fed.config_paths[GUEST])],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     wait_until(
-        lambda: run_state(fed, GUEST, "toy2", job) == "failed" and run_state(fed, HOST, "toy2", job) == "failed",
+        lambda: (
+            run_state(fed, GUEST, "toy2", job) == "failed" and run_state(fed, HOST, "toy2", job) == "failed"
+        ),
         10 - (time.monotonic() - start),
         "both runs stopped",
     )
@@ -206,7 +215,11 @@ def test_marking_the_run_failed_in_the_initiators_ui_stops_every_party(fed: Loca
         "PATCH", f"/api/v2/dags/toy2/dagRuns/{quote(job, safe='')}", json={"state": "failed"}
     )
     assert resp.status_code == 200, resp.text
-    wait_until(lambda: run_state(fed, HOST, "toy2", job) == "failed", 10 - (time.monotonic() - start), "host run stopped")
+    wait_until(
+        lambda: run_state(fed, HOST, "toy2", job) == "failed",
+        10 - (time.monotonic() - start),
+        "host run stopped",
+    )
     assert tis(fed, HOST, "toy2", job)["toy_1"]["state"] == "failed"
     assert wait_end(fed, job, timeout=30).status in ("canceled", "failed")
 
@@ -248,7 +261,9 @@ def test_a_job_from_an_initiator_the_host_does_not_allow_is_refused(fed: LocalFe
         view = wait_end(fed, job, timeout=120)
     finally:
         path.write_text(original)
-    expected = "party 10001 refused: party 10001 does not accept jobs from initiator 9999 (allowed initiators: 8888)"
+    expected = (
+        "party 10001 refused: party 10001 does not accept jobs from initiator 9999 (allowed initiators: 8888)"
+    )
     assert view.status == "failed"
     assert expected in view.reason
     wait_until(lambda: run_state(fed, GUEST, "toyfar", job) == "failed", 30, "guest run failed")

@@ -1,0 +1,117 @@
+"""Party configuration: loading, errors naming fields, the Airflow environment and gateway config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from fate_airflow.core.errors import ConfigError
+from fate_airflow.deploy.party import (
+    PartyConfig,
+    airflow_env,
+    gateway_config_dict,
+    init_party,
+    load_party_config,
+    write_party_config,
+)
+from fate_airflow.federation.config import GatewayConfig, load_gateway_config
+from tests.conftest import REPO_ROOT
+
+
+def write(tmp_path: Path, doc: dict[str, object]) -> Path:
+    path = tmp_path / "party.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_config_round_trips_and_resolves_relative_paths(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {"party_id": "9999", "home": "h", "peers": {"10000": "127.0.0.1:29371"}, "ports": {"api": 1234}},
+    )
+    cfg = load_party_config(path)
+    assert cfg.home == (tmp_path / "h").resolve()
+    assert cfg.ports.api == 1234
+    assert cfg.api_url == "http://127.0.0.1:1234"
+    again = load_party_config(write_party_config(cfg, tmp_path / "copy.json"))
+    assert again == cfg
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"party_id": "99/99"}, "party.json: party_id: invalid party id '99/99'"),
+        ({"party_id": "1", "ports": {"api": "x"}}, "party.json: ports.api: expected a port number, got 'x'"),
+        ({"party_id": "1", "ports": {"web": 1}}, "party.json: ports: unknown port(s) web"),
+        (
+            {"party_id": "1", "peers": {"2": "nohost"}},
+            "party.json: peers.2: expected host:port, got 'nohost'",
+        ),
+        ({"party_id": "1", "colour": "red"}, "party.json: unknown field(s) colour"),
+        (
+            {"party_id": "1", "airflow": {"executor": "X", "cpu": 3}},
+            "party.json: airflow: unknown field(s) cpu",
+        ),
+    ],
+)
+def test_bad_configs_name_the_field(tmp_path: Path, doc: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_party_config(write(tmp_path, doc))
+    assert str(err.value).startswith(message)
+
+
+def test_airflow_env_sets_every_port_and_url_per_party(tmp_path: Path) -> None:
+    cfg = PartyConfig.from_dict(
+        {
+            "party_id": "10000",
+            "ports": {"api": 28180, "worker_log": 28893, "trigger_log": 28894, "gateway": 29471},
+        },
+        tmp_path,
+    )
+    env = airflow_env(cfg)
+    # airflow3.md §2.3: changing only the port sends tasks to another party's execution API.
+    assert env["AIRFLOW__API__PORT"] == "28180"
+    assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:28180"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:28180/execution/"
+    assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "28893"
+    assert env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] == "28894"
+    assert env["AIRFLOW__FATE__PARTY_ID"] == "10000"
+    conn = json.loads(env["AIRFLOW_CONN_FATE_DEFAULT"])
+    assert (conn["conn_type"], conn["port"], conn["extra"]["party_id"]) == ("fate", 29471, "10000")
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:///")
+
+
+def test_init_writes_certificates_and_a_loadable_gateway_config(tmp_path: Path) -> None:
+    peer = PartyConfig.from_dict({"party_id": "10000"}, tmp_path)
+    init_party(peer, migrate=False)
+    cfg = PartyConfig.from_dict(
+        {"party_id": "9999", "peers": {"10000": "127.0.0.1:1"}, "peer_ca_certs": [str(peer.ca_cert)]},
+        tmp_path,
+    )
+    init_party(cfg, migrate=False)
+    gw = load_gateway_config(cfg.gateway_config_path)
+    assert isinstance(gw, GatewayConfig)
+    assert gw.party_ids == ("9999",)
+    assert gw.tls is not None and gw.tls.peer_ca_certs == (peer.ca_cert,)
+    assert (cfg.pki_dir / "client" / "client.crt").exists()
+    assert "export AIRFLOW_HOME=" in (cfg.home / "party.env").read_text()
+    assert oct((cfg.home / "secrets.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_compose_party_configs_match_the_compose_file() -> None:
+    compose = YAML(typ="safe").load((REPO_ROOT / "docker-compose.yaml").read_text())
+    services = compose["services"]
+    for name, pid in (("guest", "9999"), ("host", "10000")):
+        cfg = load_party_config(REPO_ROOT / "deploy" / "compose" / f"{name}.yaml")
+        assert cfg.party_id == pid
+        assert cfg.airflow.executor == "CeleryExecutor"
+        assert cfg.api_url == f"http://{name}-api:8080"
+        gw = gateway_config_dict(cfg)
+        assert gw["listen"] == "0.0.0.0:9370"
+        for peer, address in gw["routes"].items():
+            assert address.split(":")[0] in services, peer
+        assert f"{name}-gateway" in services and f"{name}-worker" in services
+        assert f"deploy/compose/{name}.yaml" in services[f"{name}-gateway"]["command"]
