@@ -23,7 +23,7 @@ from fate_airflow.dsl import JobPlan, load_job
 from fate_airflow.federation.api import Federation, FederationSession
 from fate_airflow.federation.inmemory import InMemoryHub
 from fate_airflow.scheduler.runner import build_requests, fate_model_id
-from fate_airflow.storage import ArtifactStore, TableStore, UploadSpec, upload
+from fate_airflow.storage import ArtifactStore, TableStore, UploadSpec, load_upload_config, upload
 
 EXAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "fate-examples"
 V1 = EXAMPLES / "v1-dsl-v2"
@@ -106,3 +106,22 @@ def test_fate_hetero_lr_normal_train_then_predict(tmp_path: Path) -> None:
     assert len(merged) == len(guest)
     assert (merged["predict_score_p"] - merged["predict_score_t"]).abs().max() < 1e-12
     assert roc_auc_score(merged["label_p"], merged["predict_score_p"]) == metrics["auc"]
+
+
+def test_fate_2x_dag_reader_psi_scale_coordinated_lr_evaluation(tmp_path: Path) -> None:
+    dirs = {"9999": str(tmp_path / "9999"), "9998": str(tmp_path / "9998")}
+    for pid, conf in (("9999", "v2_upload_guest.json"), ("9998", "v2_upload_host.json")):
+        upload(TableStore.local(dirs[pid]), load_upload_config(EXAMPLES / "upload" / conf, base_dir=EXAMPLES))
+    plan = load_job(Path(__file__).parent / "jobs" / "coordinated_lr_no_binning.yaml")
+    res = _run_job(plan, "v2-job", dirs)
+    assert set(res["reader_0"]["guest:9999"].outputs) == {"output_data"}
+    assert set(res["scale_0"]["host:9998"].outputs) == {"train_output_data", "output_model"}
+    lr = res["lr_0"]
+    assert set(lr["guest:9999"].outputs) == {"train_output_data", "output_model"}
+    assert (
+        lr["arbiter:9998"].summary["cipher"] == "paillier"
+        and lr["arbiter:9998"].summary["key_length"] == 1024
+    )
+    assert lr["guest:9999"].summary["iterations"] == 3
+    metrics = res["evaluation_0"]["guest:9999"].metrics
+    assert metrics["auc"] > 0.95
