@@ -135,7 +135,7 @@ def test_two_party_lr_job_runs_everywhere_with_one_run_id_and_the_same_task_ids(
     assert view.status == "success", view.reason
     names = ["reader_0", "data_transform_0", "intersection_0", "hetero_lr_0", "evaluation_0"]
     for party in (GUEST, HOST):
-        assert run_state(fed, party, "lr2", job) == "success"
+        wait_until(lambda p=party: run_state(fed, p, "lr2", job) == "success", 30, f"run success at {party}")
         states = tis(fed, party, "lr2", job)
         assert sorted(states) == sorted(names)
         assert {t["state"] for t in states.values()} == {"success"}
@@ -154,7 +154,7 @@ def test_three_party_lr_job(fed: LocalFederation) -> None:
     view = wait_end(fed, job, timeout=400)
     assert view.status == "success", view.reason
     for party in (GUEST, HOST, THIRD):
-        assert run_state(fed, party, "lr3", job) == "success", party
+        wait_until(lambda p=party: run_state(fed, p, "lr3", job) == "success", 30, f"run success at {party}")
         assert sorted(tis(fed, party, "lr3", job)) == sorted(t.task_name for t in view.tasks)
     assert set(fate_record(fed, THIRD, "lr3", job, "hetero_lr_0")["roles"]) == {"arbiter"}
     # The arbiter plays no part in the reader: its task records a pass, not a fake success.
@@ -244,7 +244,8 @@ def test_rerun_from_the_failed_component_runs_version_plus_one_everywhere(fed: L
     assert view.status == "success", view.reason
     assert [t.task_version for t in view.tasks] == [1, 1]
     for party in (GUEST, HOST):
-        assert run_state(fed, party, "reader2", job) == "success"
+        # The job ends when the last report arrives; Airflow closes the run a moment later.
+        wait_until(lambda p=party: run_state(fed, p, "reader2", job) == "success", 30, f"run success at {party}")
         for task in ("reader_0", "data_transform_0"):
             assert fate_record(fed, party, "reader2", job, task)["task_version"] == 1, (party, task)
 
