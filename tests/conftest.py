@@ -18,4 +18,6 @@ _AIRFLOW_HOME = tempfile.mkdtemp(prefix="fate-airflow-test-home-")
 os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+# dag.test() only runs DAGs from the configured dags folder: the repository's loader.
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
