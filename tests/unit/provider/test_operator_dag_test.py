@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,11 +42,10 @@ CONF = {
 
 
 @pytest.fixture(scope="module")
-def airflow_db() -> Iterator[None]:
+def airflow_db() -> None:
     from airflow.utils import db
 
     db.resetdb()
-    yield
 
 
 @pytest.fixture
