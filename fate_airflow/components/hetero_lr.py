@@ -77,6 +77,22 @@ def _signed_ints(matrix: np.ndarray, exp: int) -> list[list[int]]:
     return [[int(v) for v in scaled[:, j].tolist()] for j in range(scaled.shape[1])]
 
 
+def _fixed_point(matrix: np.ndarray, exp: int, where: str) -> np.ndarray:
+    """``round(x · 2**exp)`` as int64 (8 bytes per value; columns become Python ints per batch)."""
+    scaled = np.rint(np.ldexp(matrix, exp))
+    if scaled.size and float(np.abs(scaled).max()) >= 2.0**62:
+        raise ComponentError(
+            f"{where}: feature values too large for floating_point_precision {exp} (scale the features)"
+        )
+    return np.asarray(scaled, dtype=np.int64)
+
+
+def _batch_columns(x_int: np.ndarray, idx: np.ndarray) -> list[list[int]]:
+    """The batch's rows of ``x_int``, column by column, as Python ints."""
+    columns: list[list[int]] = x_int[idx].T.tolist()
+    return columns
+
+
 def _mask_bytes(values: Sequence[int], n: int) -> bytes:
     width = (n.bit_length() + 7) // 8
     return b"".join(int(v).to_bytes(width, "big") for v in values)
@@ -287,7 +303,7 @@ class _GuestTrainer(_Share):
         size = f + (1 if cfg.fit_intercept else 0)
         w = init_weights(cfg, size, rng)
         opt = Optimizer(cfg, size, cfg.fit_intercept)
-        x_cols = _signed_ints(self.x, prec)
+        x_int = _fixed_point(self.x, prec, ctx.where)
         one = 1 << prec
         batch_size = n if cfg.batch_size is None or cfg.batch_size >= n else cfg.batch_size
         ctx.info(
@@ -319,7 +335,7 @@ class _GuestTrainer(_Share):
             for b, idx in enumerate(batches):
                 ctx.check_abort()
                 tag = f"{it}.{b}"
-                w = self._batch(he, opt, w, idx, x_cols, one, tag, loss_available)
+                w = self._batch(he, opt, w, idx, x_int, one, tag, loss_available)
             iterations = it + 1
             if early_stop == "weight_diff":
                 total = he.encrypt([float(np.sum((w - w_start) ** 2))], 2 * prec).cts[0]
@@ -389,7 +405,7 @@ class _GuestTrainer(_Share):
         opt: Optimizer,
         w: np.ndarray,
         idx: np.ndarray,
-        x_cols: list[list[int]],
+        x_int: np.ndarray,
         one: int,
         tag: str,
         loss_available: bool,
@@ -418,7 +434,7 @@ class _GuestTrainer(_Share):
         # [[4d]] = [[u_h]] + (u_g - 2y), re-randomised: the host must not recognise its own ciphertexts
         fore = he.add_plain_rerandomize(u_h, u_g - 2.0 * ypm)
         ctx.remote(he.vec_to_wire(fore), "fore_gradient", tag, self.hosts)
-        columns = [[col[i] for i in idx] for col in x_cols]
+        columns = _batch_columns(x_int, idx)
         if cfg.fit_intercept:
             columns.append([one] * nb)
         enc_grad = he.linear_combination(fore, columns)
@@ -484,7 +500,7 @@ class _HostTrainer(_Share):
         rng = np.random.default_rng(cfg.random_seed)
         w = init_weights(cfg, f, rng)
         opt = Optimizer(cfg, f, fit_intercept=False)
-        x_cols = _signed_ints(self.x, prec)
+        x_int = _fixed_point(self.x, prec, ctx.where)
         ctx.info("training: %d rows, %d host features, cipher %s", n, f, key.describe())
         iterations = 0
         for it in itertools.count():
@@ -512,7 +528,7 @@ class _HostTrainer(_Share):
                 fore = he.vec_from_wire(
                     ctx.get_one("fore_gradient", tag, self.guest), "fore gradient", len(idx)
                 )
-                enc_grad = he.linear_combination(fore, [[col[i] for i in idx] for col in x_cols])
+                enc_grad = he.linear_combination(fore, _batch_columns(x_int, idx))
                 masks = random_masks(f, he.key.modulus)
                 masked = [he.add_raw(c, r) for c, r in zip(enc_grad, masks, strict=True)]
                 ctx.remote({"ct": he.pack(masked), "count": f}, "host_gradient", tag, self.arbiters)
