@@ -47,7 +47,11 @@ class HandlerFailed(FederationError):
 
 
 class Busy(FederationError):
-    """The same message is being received right now; retry shortly."""
+    """Not possible right now; retry shortly.
+
+    The same message is being received on another stream, too many receivers are waiting, or a
+    message failed while it was being streamed to its receiver (its sender re-sends it).
+    """
 
 
 __all__ = [

@@ -35,6 +35,7 @@ from fate_airflow.federation.api import (
     TaskStartDecision,
     TaskView,
 )
+from fate_airflow.federation.chunks import DEFAULT_CHECKSUM, ChecksumKind, chunk_data, chunk_frame
 from fate_airflow.federation.errors import ProtocolError
 from fate_airflow.federation.spool import MessageKey
 from fate_airflow.proto.federation.v1 import common_pb2, control_pb2, transfer_pb2
@@ -117,12 +118,22 @@ def message_key_from_proto(msg: common_pb2.MessageKey) -> MessageKey:
 
 # ----------------------------------------------------------------------------- stream frames
 #
-# Chunk frames carry the bulk of every transfer, so they are framed and parsed by hand: a chunk is
-# field 2 (wire type LEN) of both PushFrame and PullFrame, i.e. the bytes 0x12, varint(length),
-# data. Building it is one copy, and parsing it is a zero-copy memoryview of gRPC's buffer; any
-# other encoding of the same message falls back to the protobuf parser.
+# Chunk frames are built and parsed by hand (see :mod:`fate_airflow.federation.chunks`): building
+# one is one copy, parsing one is a zero-copy view of gRPC's buffer; any other encoding of the same
+# message falls back to the protobuf parser.
 
-_CHUNK_TAG = 0x12
+_CHECKSUM_TO_PROTO: dict[ChecksumKind, transfer_pb2.Checksum.ValueType] = {
+    "sha256": transfer_pb2.CHECKSUM_SHA256,
+    "crc32": transfer_pb2.CHECKSUM_CRC32,
+}
+_CHECKSUM_FROM_PROTO = {v: k for k, v in _CHECKSUM_TO_PROTO.items()}
+
+
+def _checksum_from_proto(value: int) -> ChecksumKind:
+    try:
+        return _CHECKSUM_FROM_PROTO[cast(transfer_pb2.Checksum.ValueType, value)]
+    except KeyError:
+        raise ProtocolError(f"unknown checksum kind {value} (a newer protocol version?)") from None
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,7 @@ class PushHeaderInfo:
 
     key: MessageKey
     size_hint: int
+    checksum: ChecksumKind = DEFAULT_CHECKSUM
 
 
 @dataclass(frozen=True)
@@ -138,62 +150,39 @@ class TrailerInfo:
     """Last frame of a push: what the sender sent."""
 
     size: int
-    sha256: bytes
+    digest: bytes
 
 
 @dataclass(frozen=True)
 class PullHeaderInfo:
-    """First frame of a pull reply: the spooled message's id, size and digest."""
+    """First frame of a pull reply: the message's id, size, and digest if already known."""
 
     message_id: str
     size: int
-    sha256: bytes
+    digest: bytes
+    checksum: ChecksumKind = DEFAULT_CHECKSUM
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+@dataclass(frozen=True)
+class PullTrailerInfo:
+    """Last frame of a pull reply: the complete, durably spooled message's size and digest."""
+
+    size: int
+    digest: bytes
 
 
-def chunk_frame(data: bytes | memoryview) -> bytes:
-    """Serialised ``PushFrame``/``PullFrame`` holding one chunk."""
-    return b"".join((bytes((_CHUNK_TAG,)), _varint(len(data)), data))
-
-
-def _fast_chunk(raw: bytes) -> memoryview | None:
-    if not raw or raw[0] != _CHUNK_TAG:
-        return None
-    length = shift = 0
-    pos = 1
-    while pos < len(raw) and pos <= 10:
-        byte = raw[pos]
-        length |= (byte & 0x7F) << shift
-        pos += 1
-        if not byte & 0x80:
-            if pos + length == len(raw):
-                return memoryview(raw)[pos:]
-            return None
-        shift += 7
-    return None
-
-
-def push_header_frame(key: MessageKey, size_hint: int) -> bytes:
+def push_header_frame(key: MessageKey, size_hint: int, checksum: ChecksumKind = DEFAULT_CHECKSUM) -> bytes:
     """Serialised first frame of a push."""
-    header = transfer_pb2.PushHeader(key=message_key_to_proto(key), size_hint=size_hint)
+    header = transfer_pb2.PushHeader(
+        key=message_key_to_proto(key), size_hint=size_hint, checksum=_CHECKSUM_TO_PROTO[checksum]
+    )
     return bytes(transfer_pb2.PushFrame(header=header).SerializeToString())
 
 
-def push_trailer_frame(size: int, sha256: bytes) -> bytes:
+def push_trailer_frame(size: int, digest: bytes) -> bytes:
     """Serialised last frame of a push."""
     return bytes(
-        transfer_pb2.PushFrame(trailer=transfer_pb2.PushTrailer(size=size, sha256=sha256)).SerializeToString()
+        transfer_pb2.PushFrame(trailer=transfer_pb2.PushTrailer(size=size, digest=digest)).SerializeToString()
     )
 
 
@@ -202,7 +191,7 @@ def parse_push_frame(raw: bytes) -> PushHeaderInfo | TrailerInfo | memoryview:
 
     :raises ProtocolError: not a valid ``PushFrame``.
     """
-    chunk = _fast_chunk(raw)
+    chunk = chunk_data(raw)
     if chunk is not None:
         return chunk
     try:
@@ -215,9 +204,13 @@ def parse_push_frame(raw: bytes) -> PushHeaderInfo | TrailerInfo | memoryview:
     if which == "header":
         if not frame.header.HasField("key"):
             raise ProtocolError("push header lacks the message key")
-        return PushHeaderInfo(message_key_from_proto(frame.header.key), int(frame.header.size_hint))
+        return PushHeaderInfo(
+            message_key_from_proto(frame.header.key),
+            int(frame.header.size_hint),
+            _checksum_from_proto(frame.header.checksum),
+        )
     if which == "trailer":
-        return TrailerInfo(int(frame.trailer.size), bytes(frame.trailer.sha256))
+        return TrailerInfo(int(frame.trailer.size), bytes(frame.trailer.digest))
     raise ProtocolError("empty push frame")
 
 
@@ -226,18 +219,29 @@ def pull_request_to_proto(key: MessageKey, wait_seconds: float) -> transfer_pb2.
     return transfer_pb2.PullRequest(key=message_key_to_proto(key), wait_seconds=max(0.0, wait_seconds))
 
 
-def pull_header_frame(message_id: str, size: int, sha256: bytes) -> bytes:
-    """Serialised first frame of a pull reply."""
-    header = transfer_pb2.PullHeader(message_id=message_id, size=size, sha256=sha256)
+def pull_header_frame(
+    message_id: str, size: int, digest: bytes, checksum: ChecksumKind = DEFAULT_CHECKSUM
+) -> bytes:
+    """Serialised first frame of a pull reply (``digest`` empty while the message still arrives)."""
+    header = transfer_pb2.PullHeader(
+        message_id=message_id, size=size, digest=digest, checksum=_CHECKSUM_TO_PROTO[checksum]
+    )
     return bytes(transfer_pb2.PullFrame(header=header).SerializeToString())
 
 
-def parse_pull_frame(raw: bytes) -> PullHeaderInfo | memoryview:
-    """Parse one pull frame: the header or a chunk (as a view).
+def pull_trailer_frame(size: int, digest: bytes) -> bytes:
+    """Serialised last frame of a pull reply."""
+    return bytes(
+        transfer_pb2.PullFrame(trailer=transfer_pb2.PullTrailer(size=size, digest=digest)).SerializeToString()
+    )
+
+
+def parse_pull_frame(raw: bytes) -> PullHeaderInfo | PullTrailerInfo | memoryview:
+    """Parse one pull frame: the header, a chunk (as a view) or the trailer.
 
     :raises ProtocolError: not a valid ``PullFrame``.
     """
-    chunk = _fast_chunk(raw)
+    chunk = chunk_data(raw)
     if chunk is not None:
         return chunk
     try:
@@ -249,7 +253,11 @@ def parse_pull_frame(raw: bytes) -> PullHeaderInfo | memoryview:
         return memoryview(frame.chunk)
     if which == "header":
         h = frame.header
-        return PullHeaderInfo(str(h.message_id), int(h.size), bytes(h.sha256))
+        return PullHeaderInfo(
+            str(h.message_id), int(h.size), bytes(h.digest), _checksum_from_proto(h.checksum)
+        )
+    if which == "trailer":
+        return PullTrailerInfo(int(frame.trailer.size), bytes(frame.trailer.digest))
     raise ProtocolError("empty pull frame")
 
 
@@ -536,6 +544,7 @@ def checked_reply(cmd: ControlCommand, reply: object) -> ControlReply:
 __all__ = [
     "EXPECTED_REPLY",
     "PullHeaderInfo",
+    "PullTrailerInfo",
     "PushHeaderInfo",
     "TrailerInfo",
     "ack_from_proto",
@@ -564,6 +573,7 @@ __all__ = [
     "prepare_task_to_proto",
     "pull_header_frame",
     "pull_request_to_proto",
+    "pull_trailer_frame",
     "push_header_frame",
     "push_trailer_frame",
     "query_job_from_proto",

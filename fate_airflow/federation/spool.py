@@ -1,15 +1,31 @@
 """The destination gateway's durable message store (plain files, no gRPC).
 
-A message is written to ``tmp/`` while it streams in, then checked (size, SHA-256), fsynced and
-atomically renamed to ``messages/<dst party>/<session>/<message id>.msg``; only then does the
-gateway acknowledge the sender. A crash at any point therefore leaves either nothing or a complete
-entry visible; stray temp files are removed when the spool is opened again.
+A message is written to ``tmp/`` while it streams in, then checked (size, checksum), flushed to
+disk (see *fsync* below) and atomically renamed to ``messages/<dst party>/<session>/<id>.msg``;
+only then does the gateway acknowledge the sender. A crash at any point therefore leaves either
+nothing or a complete entry visible; stray temp files are removed when the spool is opened again.
+
+A receiver that is already waiting need not wait for all of that: :meth:`Spool.open_reader` gives
+it a reader that follows the temp file as it grows, and that reports the final size and digest
+only once the entry is published. The receiver thus decodes while the message still arrives, yet
+can never confirm a message that is not complete, verified and durable. If the transfer fails
+instead, the reader raises :class:`~fate_airflow.federation.errors.Busy` (retry: the sender re-sends).
 
 An entry stays until its receiver confirms it got the message whole (:meth:`Spool.ack`); it is then
 replaced by an empty ``.done`` tombstone so a re-sent copy (same id) is recognised and not delivered
 twice. Tombstones and leftovers go with :meth:`Spool.cleanup_session` or age-based :meth:`Spool.gc`.
 
-Entry file layout: payload bytes, JSON footer, u64 footer length, :data:`ENTRY_MAGIC`.
+Entry file layout: the payload as chunk frames (exactly the ``PullFrame`` bytes a pull sends, see
+:mod:`fate_airflow.federation.chunks`, so serving an entry copies nothing in Python), JSON footer,
+u64 footer length, :data:`ENTRY_MAGIC`. Entries of earlier versions (raw payload, SHA-256, magic
+``FASPOOL1``) are still served.
+
+fsync: with ``fsync=True`` (the default) the file and the directory entry are flushed to the disk
+before the sender is acknowledged, so an accepted message survives a power cut or kernel crash.
+With ``fsync=False`` an accepted message still survives the gateway process dying in any way
+(``kill -9`` included): its bytes are in the kernel's page cache, which outlives the process, and
+the rename that publishes it is atomic. Only a crash of the machine itself before the kernel wrote
+the pages back (Linux: within ~30 s) can then lose it.
 """
 
 from __future__ import annotations
@@ -24,21 +40,38 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fate_airflow.core.types import Party
+from fate_airflow.federation.chunks import (
+    DEFAULT_CHECKSUM,
+    DIGEST_SIZE,
+    MAX_PREFIX,
+    Checksum,
+    ChecksumKind,
+    chunk_frame,
+    chunk_prefix,
+    parse_chunk_prefix,
+)
 from fate_airflow.federation.errors import Busy, MessageTooLarge, ProtocolError
 
 log = logging.getLogger(__name__)
 
-ENTRY_MAGIC = b"FASPOOL1"
+ENTRY_MAGIC = b"FASPOOL2"
+#: Magic of entries written by earlier versions: raw payload bytes, SHA-256 digest.
+LEGACY_MAGIC = b"FASPOOL1"
 _FOOTER_TAIL = struct.Struct("<Q8s")
 _TMP_MAX_AGE = 3600.0
-#: Bytes between background flushes of a message being received.
+#: Bytes between background flushes of a message being received (fsync=True only).
 _FLUSH_EVERY = 32 << 20
+#: Read size when serving a legacy (raw payload) entry.
+_LEGACY_CHUNK = 1 << 20
+#: How often a waiting reader re-checks whether its receiver went away.
+_POLL = 1.0
 
 
 @dataclass(frozen=True)
@@ -103,59 +136,228 @@ def _session_dir_name(session_id: str) -> str:
 
 @dataclass(frozen=True)
 class SpoolEntry:
-    """A complete, durable message in the spool."""
+    """A complete, durable message in the spool.
+
+    :param size: payload bytes.
+    :param checksum: how :attr:`digest` was computed.
+    :param framed: the payload is stored as chunk frames (False: an entry of an earlier version,
+        stored raw).
+    :param data_bytes: length of the payload region of the file (frames included).
+    """
 
     path: Path
     key: MessageKey
     message_id: str
     size: int
-    sha256: bytes
+    checksum: ChecksumKind
+    digest: bytes
     received_at: float
+    framed: bool = True
+    data_bytes: int = 0
 
     def iter_chunks(self, chunk_size: int) -> Iterator[bytes]:
-        """Read the payload back in chunks of at most ``chunk_size`` bytes."""
-        with self.path.open("rb", buffering=0) as fh:
-            left = self.size
-            while left:
-                data = fh.read(min(chunk_size, left))
-                if not data:
-                    raise ProtocolError(f"spool entry {self.path.name} is truncated")
-                left -= len(data)
-                yield data
+        """Read the payload back in pieces of at most ``chunk_size`` bytes (diagnostics, tests)."""
+        fd = os.open(self.path, os.O_RDONLY)
+        reader = _EntryReader(self, fd)
+        try:
+            for frame in reader.frames(lambda: False):
+                prefix, _ = parse_chunk_prefix(frame[:MAX_PREFIX]) or (0, 0)
+                view = memoryview(frame)[prefix:]
+                for start in range(0, len(view), chunk_size):
+                    yield bytes(view[start : start + chunk_size])
+        finally:
+            reader.close()
+
+
+class SpoolReader(ABC):
+    """A message as its receiver reads it: header facts, the chunk frames, then the final check.
+
+    :attr:`digest` is empty while the message is still arriving; :meth:`final` gives the size and
+    digest once :meth:`frames` is exhausted (which, for a message still arriving, happens only after
+    it was published). Always :meth:`close` it.
+    """
+
+    message_id: str
+    size: int
+    checksum: ChecksumKind
+    digest: bytes
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    @abstractmethod
+    def frames(self, cancelled: Callable[[], bool]) -> Iterator[bytes]:
+        """The payload as serialised chunk frames; stops early once ``cancelled()`` is true.
+
+        :raises Busy: the message's transfer failed while it was being read.
+        :raises ProtocolError: the spool file is damaged.
+        """
+
+    @abstractmethod
+    def final(self) -> tuple[int, bytes]:
+        """(size, digest) of the complete message; only valid once :meth:`frames` is exhausted."""
+
+    def close(self) -> None:
+        """Release the file (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _read_frames(self, start: int, end: int, name: str) -> Iterator[bytes]:
+        # Two reads per frame: its prefix (to learn the length), then the whole frame as one bytes
+        # object, which goes to gRPC as it is.
+        fd = self._fd
+        if fd is None:
+            raise ProtocolError("read after close")
+        offset = start
+        while offset < end:
+            parsed = parse_chunk_prefix(os.pread(fd, min(MAX_PREFIX, end - offset), offset))
+            if parsed is None or offset + parsed[0] + parsed[1] > end:
+                raise ProtocolError(f"spool entry {name} is damaged at byte {offset}")
+            length = parsed[0] + parsed[1]
+            frame = os.pread(fd, length, offset)
+            if len(frame) != length:
+                raise ProtocolError(f"spool entry {name} is truncated")
+            offset += length
+            yield frame
+
+
+class _EntryReader(SpoolReader):
+    """Reads a published entry (the file stays readable even if it is deleted meanwhile)."""
+
+    def __init__(self, entry: SpoolEntry, fd: int) -> None:
+        super().__init__(fd)
+        self.entry = entry
+        self.message_id = entry.message_id
+        self.size = entry.size
+        self.checksum = entry.checksum
+        self.digest = entry.digest
+
+    def frames(self, cancelled: Callable[[], bool]) -> Iterator[bytes]:
+        name = self.entry.path.name
+        if self.entry.framed:
+            yield from self._read_frames(0, self.entry.data_bytes, name)
+            return
+        fd = self._fd
+        assert fd is not None
+        for offset in range(0, self.entry.size, _LEGACY_CHUNK):
+            data = os.pread(fd, min(_LEGACY_CHUNK, self.entry.size - offset), offset)
+            if not data:
+                raise ProtocolError(f"spool entry {name} is truncated")
+            yield chunk_frame(data)
+
+    def final(self) -> tuple[int, bytes]:
+        return self.entry.size, self.entry.digest
+
+
+class _LiveReader(SpoolReader):
+    """Follows a message that is still being written, frame by frame, until it is published."""
+
+    def __init__(self, writer: SpoolWriter, fd: int) -> None:
+        super().__init__(fd)
+        self._writer = writer
+        self.message_id = writer.message_id
+        self.size = writer.expected
+        self.checksum = writer.checksum
+        self.digest = b""
+
+    def frames(self, cancelled: Callable[[], bool]) -> Iterator[bytes]:
+        writer = self._writer
+        offset = 0
+        while True:
+            with writer._cond:
+                while writer._file_bytes == offset and writer._state == _WRITING:
+                    if cancelled():
+                        return
+                    writer._cond.wait(_POLL)
+                end, state = writer._file_bytes, writer._state
+            if state == _ABORTED:
+                raise Busy(
+                    f"the transfer of message {writer.key.describe()} failed while it was being received; "
+                    "retry (its sender re-sends it)"
+                )
+            if offset == end:  # published and fully read
+                return
+            yield from self._read_frames(offset, end, writer.message_id)
+            offset = end
+
+    def final(self) -> tuple[int, bytes]:
+        entry = self._writer._entry
+        if entry is None:
+            raise ProtocolError(f"message {self._writer.key.describe()} is not complete yet")
+        return entry.size, entry.digest
+
+
+_WRITING, _COMMITTED, _ABORTED = "writing", "committed", "aborted"
 
 
 class SpoolWriter:
-    """One incoming message being written to a temp file; :meth:`commit` makes it visible."""
+    """One incoming message being written to a temp file; :meth:`commit` makes it visible.
 
-    def __init__(self, spool: Spool, key: MessageKey, max_bytes: int) -> None:
+    :param size_hint: the size the sender declared (0: unknown). When given, a message of any
+        other size is refused, and receivers may read the message while it arrives.
+    :param checksum: how the sender computes the digest it sends in its trailer.
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        key: MessageKey,
+        max_bytes: int,
+        size_hint: int = 0,
+        checksum: ChecksumKind = DEFAULT_CHECKSUM,
+    ) -> None:
         self._spool = spool
         self.key = key
         self.message_id = key.message_id
         self._max = max_bytes
-        self._hash = hashlib.sha256()
+        self.expected = size_hint
+        self.checksum: ChecksumKind = checksum
+        self._checksum = Checksum(checksum)
         self.size = 0
         self._tmp = spool.root / "tmp" / f"{self.message_id}.{uuid.uuid4().hex}.part"
-        self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Read-write: live readers read through duplicates of this descriptor.
+        self._fd: int | None = os.open(self._tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         self._next_flush = _FLUSH_EVERY
         self._flusher: threading.Thread | None = None
+        # Progress shared with live readers: bytes of whole frames in the file, state, entry.
+        self._cond = threading.Condition()
+        self._file_bytes = 0
+        self._state = _WRITING
+        self._entry: SpoolEntry | None = None
+
+    @property
+    def _attachable(self) -> bool:
+        return self.expected > 0 and self._fd is not None and self._state == _WRITING
 
     def write(self, data: bytes | memoryview) -> None:
-        """Append a chunk.
+        """Append a chunk of the payload.
 
         :raises MessageTooLarge: the message grew past the limit (the temp file is removed).
+        :raises ProtocolError: it grew past the size its sender declared (likewise).
         """
-        if self._fd is None:
+        fd = self._fd
+        if fd is None:
             raise ProtocolError("write after commit/abort")
-        if self.size + len(data) > self._max:
+        length = len(data)
+        if self.size + length > self._max:
             self.abort()
             raise MessageTooLarge(f"message {self.key.describe()} exceeds the limit of {self._max} bytes")
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        self._hash.update(data)
-        self.size += len(data)
-        if self.size >= self._next_flush:
+        if self.expected and self.size + length > self.expected:
+            self.abort()
+            raise ProtocolError(
+                f"message {self.key.describe()} is larger than the {self.expected} bytes its sender declared"
+            )
+        if not length:
+            return
+        prefix = chunk_prefix(length)
+        _write_all(fd, [prefix, data])
+        self._checksum.update(data)
+        self.size += length
+        with self._cond:
+            self._file_bytes += len(prefix) + length
+            self._cond.notify_all()
+        if self._spool.fsync and self.size >= self._next_flush:
             self._next_flush = self.size + _FLUSH_EVERY
             self._flush_in_background()
 
@@ -169,7 +371,7 @@ class SpoolWriter:
             return
 
         def flush() -> None:
-            with contextlib.suppress(OSError):  # the fd may be closed by commit/abort meanwhile
+            with contextlib.suppress(OSError):
                 os.fdatasync(fd)
 
         self._flusher = threading.Thread(target=flush, name="spool-flush", daemon=True)
@@ -180,18 +382,29 @@ class SpoolWriter:
             self._flusher.join()
             self._flusher = None
 
-    def commit(self, size: int, sha256: bytes) -> SpoolEntry:
-        """Verify size and digest, fsync, and atomically publish the entry.
+    def _close_fd(self) -> None:
+        # Under the spool lock: Spool.open_reader duplicates the descriptor under the same lock.
+        self._join_flusher()
+        with self._spool._cond:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def commit(self, size: int, digest: bytes) -> SpoolEntry:
+        """Verify size and digest, flush (per the spool's fsync policy) and atomically publish.
 
         :raises ProtocolError: the received bytes do not match what the sender declared.
         """
-        if self._fd is None:
+        fd = self._fd
+        if fd is None:
             raise ProtocolError("commit after abort")
-        if size != self.size or sha256 != self._hash.digest():
+        actual = self._checksum.digest()
+        if size != self.size or digest != actual or (self.expected and size != self.expected):
             self.abort()
+            declared = f"{size}" + (f" (header: {self.expected})" if self.expected else "")
             raise ProtocolError(
                 f"message {self.key.describe()} is corrupt: received {self.size} bytes, sender declared "
-                f"{size}, digest {'matches' if sha256 == self._hash.digest() else 'differs'}"
+                f"{declared}, {self.checksum} {'matches' if digest == actual else 'differs'}"
             )
         received_at = time.time()
         footer = json.dumps(
@@ -199,40 +412,58 @@ class SpoolWriter:
                 "key": self.key.to_dict(),
                 "message_id": self.message_id,
                 "size": self.size,
-                "sha256": self._hash.hexdigest(),
+                "checksum": self.checksum,
+                "digest": actual.hex(),
+                "data_bytes": self._file_bytes,
                 "received_at": received_at,
             },
             separators=(",", ":"),
         ).encode("utf-8")
-        os.write(self._fd, footer + _FOOTER_TAIL.pack(len(footer), ENTRY_MAGIC))
-        self._join_flusher()
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
-        return self._spool._publish(self, self._tmp, received_at, self._hash.digest())
+        _write_all(fd, [footer, _FOOTER_TAIL.pack(len(footer), ENTRY_MAGIC)])
+        if self._spool.fsync:
+            self._join_flusher()
+            os.fdatasync(fd)
+        self._close_fd()
+        entry = SpoolEntry(
+            path=self._spool._paths(self.key)[0],
+            key=self.key,
+            message_id=self.message_id,
+            size=self.size,
+            checksum=self.checksum,
+            digest=actual,
+            received_at=received_at,
+            framed=True,
+            data_bytes=self._file_bytes,
+        )
+        self._spool._publish(self, self._tmp, entry)
+        return entry
 
     def abort(self) -> None:
-        """Drop the partial message (idempotent)."""
-        self._join_flusher()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self._tmp.unlink(missing_ok=True)
-        self._spool._release(self.message_id)
+        """Drop the partial message (idempotent); live readers of it fail with Busy."""
+        self._close_fd()
+        if self._state != _COMMITTED:
+            self._tmp.unlink(missing_ok=True)
+            with self._cond:
+                self._state = _ABORTED
+                self._cond.notify_all()
+        self._spool._release(self)
 
 
 class Spool:
     """Durable per-gateway message store rooted at ``root``.
 
     :param root: the spool folder (created if needed).
+    :param fsync: flush every accepted message to the disk before acknowledging it (see the module
+        docstring for what ``False`` risks).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, fsync: bool = True) -> None:
         self.root = Path(root)
+        self.fsync = fsync
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         (self.root / "messages").mkdir(parents=True, exist_ok=True)
         self._cond = threading.Condition()
-        self._inflight: set[str] = set()
+        self._writers: dict[str, SpoolWriter] = {}
         self._recover()
 
     # -------------------------------------------------------------- paths
@@ -253,40 +484,49 @@ class Spool:
 
     # -------------------------------------------------------------- writing
 
-    def begin(self, key: MessageKey, max_bytes: int) -> SpoolWriter | None:
+    def begin(
+        self,
+        key: MessageKey,
+        max_bytes: int,
+        size_hint: int = 0,
+        checksum: ChecksumKind = DEFAULT_CHECKSUM,
+    ) -> SpoolWriter | None:
         """Start receiving ``key``; ``None`` when it was already accepted (a re-send to drop).
 
+        :param size_hint: the size the sender declared, or 0 (see :class:`SpoolWriter`).
         :raises Busy: the same message is being received on another stream right now.
         """
         msg, done = self._paths(key)
         with self._cond:
             if msg.exists() or done.exists():
                 return None
-            if key.message_id in self._inflight:
+            if key.message_id in self._writers:
                 raise Busy(f"message {key.describe()} is being received already; retry")
-            self._inflight.add(key.message_id)
-        try:
-            return SpoolWriter(self, key, max_bytes)
-        except OSError:
-            self._release(key.message_id)
-            raise
+            writer = SpoolWriter(self, key, max_bytes, size_hint, checksum)
+            self._writers[key.message_id] = writer
+            self._cond.notify_all()  # receivers waiting for it may start reading now
+        return writer
 
-    def _release(self, mid: str) -> None:
+    def _release(self, writer: SpoolWriter) -> None:
         with self._cond:
-            self._inflight.discard(mid)
+            if self._writers.get(writer.message_id) is writer:
+                del self._writers[writer.message_id]
+            self._cond.notify_all()
 
-    def _publish(self, writer: SpoolWriter, tmp: Path, received_at: float, digest: bytes) -> SpoolEntry:
-        msg, _ = self._paths(writer.key)
+    def _publish(self, writer: SpoolWriter, tmp: Path, entry: SpoolEntry) -> None:
+        msg = entry.path
         if not msg.parent.is_dir():
             msg.parent.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(msg.parent.parent)
+            if self.fsync:
+                _fsync_dir(msg.parent.parent)
         os.replace(tmp, msg)
-        _fsync_dir(msg.parent)
-        entry = SpoolEntry(msg, writer.key, writer.message_id, writer.size, digest, received_at)
-        with self._cond:
-            self._inflight.discard(writer.message_id)
-            self._cond.notify_all()
-        return entry
+        if self.fsync:
+            _fsync_dir(msg.parent)
+        with writer._cond:
+            writer._entry = entry
+            writer._state = _COMMITTED
+            writer._cond.notify_all()
+        self._release(writer)
 
     # -------------------------------------------------------------- reading
 
@@ -298,10 +538,58 @@ class Spool:
         except FileNotFoundError:
             return None
 
+    def open_reader(self, key: MessageKey) -> SpoolReader | None:
+        """A reader of ``key``, or None if there is nothing to read yet.
+
+        That is the published entry, or the message while it still arrives if its sender declared
+        its size; None when it was not sent yet, or is being published right now.
+        """
+        with self._cond:
+            writer = self._writers.get(key.message_id)
+            if writer is not None:
+                if writer._attachable:
+                    assert writer._fd is not None
+                    return _LiveReader(writer, os.dup(writer._fd))
+                return None
+        msg, _ = self._paths(key)
+        try:
+            fd = os.open(msg, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            return _EntryReader(_read_entry_fd(fd, msg), fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def wait_reader(
+        self, key: MessageKey, timeout: float, cancelled: Callable[[], bool] | None = None
+    ) -> SpoolReader | None:
+        """Wait up to ``timeout`` seconds until :meth:`open_reader` has something for ``key``."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            reader = self.open_reader(key)
+            if reader is not None:
+                return reader
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (cancelled is not None and cancelled()):
+                return None
+            with self._cond:
+                # Re-check under the lock so a begin/publish in between is not missed; the cap
+                # also notices entries written by another process.
+                if not self._readable_locked(key):
+                    self._cond.wait(min(remaining, _POLL))
+
+    def _readable_locked(self, key: MessageKey) -> bool:
+        writer = self._writers.get(key.message_id)
+        if writer is not None:
+            return writer._attachable
+        return self._paths(key)[0].exists()
+
     def wait_for(
         self, key: MessageKey, timeout: float, cancelled: Callable[[], bool] | None = None
     ) -> SpoolEntry | None:
-        """Wait up to ``timeout`` seconds for ``key`` to arrive; ``None`` on timeout or cancel."""
+        """Wait up to ``timeout`` seconds for ``key`` to be published; ``None`` on timeout or cancel."""
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             entry = self.lookup(key)
@@ -311,10 +599,8 @@ class Spool:
             if remaining <= 0 or (cancelled is not None and cancelled()):
                 return None
             with self._cond:
-                # Re-check under the lock so a publish between lookup and wait is not missed;
-                # the 1 s cap also notices entries written by another process.
                 if not self._paths(key)[0].exists():
-                    self._cond.wait(min(remaining, 1.0))
+                    self._cond.wait(min(remaining, _POLL))
 
     def delivered(self, key: MessageKey) -> bool:
         """Whether ``key`` was delivered and acknowledged already."""
@@ -349,10 +635,7 @@ class Spool:
         removed = 0
         for part in (self.root / "tmp").iterdir():
             try:
-                if (
-                    now - part.stat().st_mtime > _TMP_MAX_AGE
-                    and part.name.split(".")[0] not in self._inflight
-                ):
+                if now - part.stat().st_mtime > _TMP_MAX_AGE and part.name.split(".")[0] not in self._writers:
                     part.unlink(missing_ok=True)
             except FileNotFoundError:
                 continue
@@ -379,25 +662,57 @@ class Spool:
         return out
 
 
+def _write_all(fd: int, parts: Sequence[bytes | memoryview]) -> None:
+    """Write ``parts`` in order with as few system calls as possible (no joining copy)."""
+    views = [memoryview(p) for p in parts if len(p)]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
+
+
 def _read_entry(path: Path) -> SpoolEntry:
-    with path.open("rb") as fh:
-        end = fh.seek(0, os.SEEK_END)
-        if end < _FOOTER_TAIL.size:
-            raise ProtocolError(f"spool entry {path.name} is truncated")
-        fh.seek(end - _FOOTER_TAIL.size)
-        length, magic = _FOOTER_TAIL.unpack(fh.read(_FOOTER_TAIL.size))
-        if magic != ENTRY_MAGIC or length > end - _FOOTER_TAIL.size:
-            raise ProtocolError(f"spool entry {path.name} has no valid footer")
-        fh.seek(end - _FOOTER_TAIL.size - length)
-        meta = json.loads(fh.read(length))
-    return SpoolEntry(
-        path=path,
-        key=MessageKey.from_dict(meta["key"]),
-        message_id=meta["message_id"],
-        size=int(meta["size"]),
-        sha256=bytes.fromhex(meta["sha256"]),
-        received_at=float(meta["received_at"]),
-    )
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _read_entry_fd(fd, path)
+    finally:
+        os.close(fd)
+
+
+def _read_entry_fd(fd: int, path: Path) -> SpoolEntry:
+    end = os.fstat(fd).st_size
+    if end < _FOOTER_TAIL.size:
+        raise ProtocolError(f"spool entry {path.name} is truncated")
+    length, magic = _FOOTER_TAIL.unpack(os.pread(fd, _FOOTER_TAIL.size, end - _FOOTER_TAIL.size))
+    data_bytes = end - _FOOTER_TAIL.size - length
+    if magic not in (ENTRY_MAGIC, LEGACY_MAGIC) or data_bytes < 0:
+        raise ProtocolError(f"spool entry {path.name} has no valid footer")
+    try:
+        meta: dict[str, Any] = json.loads(os.pread(fd, length, data_bytes))
+        if magic == LEGACY_MAGIC:
+            checksum: ChecksumKind = "sha256"
+            digest = bytes.fromhex(meta["sha256"])
+        else:
+            checksum = cast(ChecksumKind, meta["checksum"])
+            digest = bytes.fromhex(meta["digest"])
+            if checksum not in DIGEST_SIZE or int(meta["data_bytes"]) != data_bytes:
+                raise ValueError("inconsistent footer")
+        return SpoolEntry(
+            path=path,
+            key=MessageKey.from_dict(meta["key"]),
+            message_id=meta["message_id"],
+            size=int(meta["size"]),
+            checksum=checksum,
+            digest=digest,
+            received_at=float(meta["received_at"]),
+            framed=magic == ENTRY_MAGIC,
+            data_bytes=data_bytes,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"spool entry {path.name} has a damaged footer: {exc}") from None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -409,4 +724,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["ENTRY_MAGIC", "MessageKey", "Spool", "SpoolEntry", "SpoolWriter", "message_id"]
+__all__ = [
+    "ENTRY_MAGIC",
+    "LEGACY_MAGIC",
+    "MessageKey",
+    "Spool",
+    "SpoolEntry",
+    "SpoolReader",
+    "SpoolWriter",
+    "message_id",
+]

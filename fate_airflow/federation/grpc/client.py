@@ -5,21 +5,23 @@ party; the gateway forwards to peers.
 
 Delivery guarantees of :class:`GrpcFederation`:
 
-* ``remote`` streams the encoded object in chunks; it returns when the *destination* gateway has
-  written the message to disk (fsync + atomic rename). While a gateway on the way is unreachable
+* ``remote`` streams the encoded object in chunks, with a CRC-32 of the payload; it returns when
+  the *destination* gateway has verified and spooled the message (atomic rename, flushed to disk
+  unless that gateway runs with ``spool.fsync: never``). While a gateway on the way is unreachable
   (restarting, network down) it retries with exponential backoff for up to
   :attr:`GatewayClientConfig.send_timeout` seconds, re-encoding the object each time — the sender
   keeps no outbox. Retries are safe: a message's id is derived from its key, and a gateway drops a
   re-sent copy of a message it already accepted.
-* ``get`` pulls from the local gateway, verifies size and SHA-256, and only then acknowledges, so
-  the spool entry is deleted after the object is safely in the receiver's hands. If the gateway
-  restarts meanwhile the pull is retried until the ``get`` deadline.
+* ``get`` pulls from the local gateway — already while the message is still arriving there, if
+  the ``get`` was waiting for it — verifies size and checksum against the trailer the gateway sends
+  once the message is durable, and only then acknowledges, so the spool entry is deleted after the
+  object is safely in the receiver's hands. If the gateway restarts, or the transfer it was
+  streaming fails, the pull is retried until the ``get`` deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -38,12 +40,14 @@ from fate_airflow.federation.api import (
     FederationSession,
     Payload,
 )
+from fate_airflow.federation.chunks import Checksum
 from fate_airflow.federation.config import GatewayClientConfig
 from fate_airflow.federation.errors import PayloadError, ProtocolError
 from fate_airflow.federation.grpc.channel import aio_client_channel, claimed_identity, client_channel
 from fate_airflow.federation.grpc.status import RETRYABLE, error_from_rpc
 from fate_airflow.federation.serde import (
     PullHeaderInfo,
+    PullTrailerInfo,
     chunk_frame,
     control_reply_from_proto,
     control_request_to_proto,
@@ -124,14 +128,14 @@ class GrpcFederation(Federation):
             self._sent.add(key)
 
     def _frames(self, key: MessageKey, obj: Payload, size: int) -> Iterator[bytes]:
-        digest = hashlib.sha256()
+        checksum = Checksum()
         sent = 0
-        yield push_header_frame(key, size)
+        yield push_header_frame(key, size, checksum.kind)
         for chunk in payload.iter_encode(obj, self._config.chunk_bytes):
-            digest.update(chunk)
+            checksum.update(chunk)
             sent += len(chunk)
             yield chunk_frame(chunk)
-        yield push_trailer_frame(sent, digest.digest())
+        yield push_trailer_frame(sent, checksum.digest())
 
     def _send(self, key: MessageKey, obj: Payload, size: int) -> None:
         deadline = time.monotonic() + self._config.send_timeout
@@ -244,7 +248,11 @@ def _serialize(message: object) -> bytes:
 
 
 def _read_message(call: Iterator[bytes]) -> tuple[Payload, str]:
-    """Decode a pull stream (header, chunks), checking size and digest; returns (object, id)."""
+    """Decode a pull stream (header, chunks, trailer), checking size and digest; returns (object, id).
+
+    The chunks may arrive while the gateway is still spooling the message: the object only counts
+    as received once the trailer (sent after the message is durable) has arrived and matches.
+    """
     frames = iter(call)
     first = next(frames, None)
     if first is None:
@@ -252,19 +260,37 @@ def _read_message(call: Iterator[bytes]) -> tuple[Payload, str]:
     header = parse_pull_frame(first)
     if not isinstance(header, PullHeaderInfo):
         raise ProtocolError("the pull stream did not start with its header")
-    digest = hashlib.sha256()
+    checksum = Checksum(header.checksum)
+    trailer: PullTrailerInfo | None = None
 
     def chunks() -> Iterator[memoryview]:
+        nonlocal trailer
         for raw in frames:
-            chunk = parse_pull_frame(raw)
-            if not isinstance(chunk, memoryview):
+            item = parse_pull_frame(raw)
+            if isinstance(item, memoryview):
+                checksum.update(item)
+                yield item
+            elif isinstance(item, PullTrailerInfo):
+                trailer = item
+                return
+            else:
                 raise ProtocolError("second header in a pull stream")
-            digest.update(chunk)
-            yield chunk
 
     obj = payload.decode_stream(chunks(), header.size)
-    if digest.digest() != header.sha256:
-        raise PayloadError(f"message {header.message_id} failed its SHA-256 check (corrupted in the spool?)")
+    # decode_stream read up to the end of the chunks: the trailer, or the end of an older gateway's
+    # stream (whose header carried the digest of a complete message).
+    if trailer is not None:
+        size, expected = trailer.size, trailer.digest
+        if next(frames, None) is not None:
+            raise ProtocolError("frames after the pull trailer")
+    elif header.digest:
+        size, expected = header.size, header.digest
+    else:
+        raise ProtocolError(f"the pull stream of message {header.message_id} ended before its trailer")
+    if size != header.size or checksum.digest() != expected:
+        raise PayloadError(
+            f"message {header.message_id} failed its {checksum.kind} check (corrupted in the spool?)"
+        )
     return obj, header.message_id
 
 

@@ -29,12 +29,12 @@ from fate_airflow.federation.serde import (
     PushHeaderInfo,
     TrailerInfo,
     checked_reply,
-    chunk_frame,
     control_reply_to_proto,
     control_request_from_proto,
     control_request_to_proto,
     parse_push_frame,
     pull_header_frame,
+    pull_trailer_frame,
 )
 from fate_airflow.federation.spool import MessageKey, Spool
 from fate_airflow.proto.federation.v1 import control_pb2, transfer_pb2
@@ -119,7 +119,7 @@ class GatewayCore:
                 f"{self.config.party_id} accepts at most {limit}"
             )
         if self._served(key.dst.party_id):
-            return self._receive(key, frames)
+            return self._receive(header, frames)
         counted = _Counted(first, frames, limit, key)
         try:
             return self.peers.push(key.dst.party_id, origin, self._next_hops(hops), iter(counted), timeout)
@@ -128,8 +128,11 @@ class GatewayCore:
                 raise counted.error from None
             raise
 
-    def _receive(self, key: MessageKey, frames: Iterator[bytes]) -> PushResult:
-        writer = self.spool.begin(key, self.config.limits.max_message_bytes)
+    def _receive(self, header: PushHeaderInfo, frames: Iterator[bytes]) -> PushResult:
+        key = header.key
+        writer = self.spool.begin(
+            key, self.config.limits.max_message_bytes, header.size_hint, header.checksum
+        )
         if writer is None:
             log.info("dropping re-sent message %s (already accepted)", key.describe())
             return PushResult(key.message_id, duplicate=True)
@@ -151,7 +154,7 @@ class GatewayCore:
                 raise ProtocolError(
                     f"push of {key.describe()} ended after {writer.size} bytes without its trailer; discarded"
                 )
-            entry = writer.commit(trailer.size, trailer.sha256)
+            entry = writer.commit(trailer.size, trailer.digest)
         except BaseException:
             writer.abort()
             raise
@@ -161,24 +164,28 @@ class GatewayCore:
     def pull(
         self, caller: Caller, key: MessageKey, wait: float, cancelled: Callable[[], bool]
     ) -> Iterator[bytes]:
-        """Stream a spooled message to its local receiver, waiting up to ``wait`` seconds for it.
+        """Stream a message to its local receiver, waiting up to ``wait`` seconds for it to arrive.
+
+        A message still being spooled is streamed as it arrives; its trailer (size and digest)
+        follows only once it is complete and durable, and the receiver confirms nothing before.
 
         :raises FederationTimeout: the message did not arrive in time.
+        :raises Busy: the message's transfer failed while it was being streamed (retry).
         """
         authorize_client(caller, self.config)
         if key.dst.party_id != caller.party_id:
             raise PermissionDenied(f"{caller}: cannot receive messages addressed to party {key.dst.party_id}")
-        entry = self.spool.lookup(key)
-        if entry is None:
+        reader = self.spool.open_reader(key)
+        if reader is None:
             if not self._waiters.acquire(blocking=False):
                 raise Busy(
                     f"too many receivers are waiting at the gateway of party {self.config.party_id}; retry"
                 )
             try:
-                entry = self.spool.wait_for(key, min(max(wait, 0.0), MAX_PULL_WAIT), cancelled)
+                reader = self.spool.wait_reader(key, min(max(wait, 0.0), MAX_PULL_WAIT), cancelled)
             finally:
                 self._waiters.release()
-        if entry is None:
+        if reader is None:
             again = " (it was already received once: a second get of the same name/tag)"
             raise FederationTimeout(
                 f"waited {wait:.1f}s at the gateway for {key.describe()}"
@@ -187,9 +194,15 @@ class GatewayCore:
                 name=key.name,
                 tag=key.tag,
             )
-        yield pull_header_frame(entry.message_id, entry.size, entry.sha256)
-        for chunk in entry.iter_chunks(self.config.limits.chunk_bytes):
-            yield chunk_frame(chunk)
+        try:
+            yield pull_header_frame(reader.message_id, reader.size, reader.digest, reader.checksum)
+            yield from reader.frames(cancelled)
+            if cancelled():
+                return
+            size, digest = reader.final()
+            yield pull_trailer_frame(size, digest)
+        finally:
+            reader.close()
 
     def ack(self, caller: Caller, key: MessageKey, message_id: str) -> bool:
         """The receiver holds the message: drop it from the spool (leaving a tombstone)."""

@@ -156,3 +156,43 @@ def test_frames_parse_and_reject_garbage() -> None:
         serde.parse_push_frame(b"")
     with pytest.raises(ProtocolError, match="lacks the message key"):
         serde.parse_push_frame(transfer_pb2.PushFrame(header=transfer_pb2.PushHeader()).SerializeToString())
+
+
+def test_checksum_kind_and_pull_trailer_frames() -> None:
+    key = MessageKey("s", "n", "t", Party("guest", "1"), Party("host", "2"))
+    assert serde.parse_push_frame(serde.push_header_frame(key, 7, "sha256")) == serde.PushHeaderInfo(
+        key, 7, "sha256"
+    )
+    # A header without the field is from a sender that predates it: SHA-256.
+    legacy = transfer_pb2.PushFrame(
+        header=transfer_pb2.PushHeader(key=serde.message_key_to_proto(key), size_hint=7)
+    ).SerializeToString()
+    assert serde.parse_push_frame(legacy) == serde.PushHeaderInfo(key, 7, "sha256")
+    assert serde.parse_pull_frame(serde.pull_header_frame("id", 5, b"", "crc32")) == serde.PullHeaderInfo(
+        "id", 5, b"", "crc32"
+    )
+    assert serde.parse_pull_frame(serde.pull_trailer_frame(5, b"abcd")) == serde.PullTrailerInfo(5, b"abcd")
+    future = transfer_pb2.PushFrame(
+        header=transfer_pb2.PushHeader(key=serde.message_key_to_proto(key), checksum=7)  # type: ignore[arg-type]
+    ).SerializeToString()
+    with pytest.raises(ProtocolError, match="unknown checksum kind 7"):
+        serde.parse_push_frame(future)
+
+
+def test_checksums_match_their_reference() -> None:
+    import hashlib
+    import zlib
+
+    from fate_airflow.federation.chunks import Checksum
+
+    data = bytes(range(256)) * 1000
+    for kind, reference in (
+        ("crc32", zlib.crc32(data).to_bytes(4, "big")),
+        ("sha256", hashlib.sha256(data).digest()),
+    ):
+        checksum = Checksum(kind)  # type: ignore[arg-type]
+        for start in range(0, len(data), 1000):
+            checksum.update(memoryview(data)[start : start + 1000])
+        assert checksum.digest() == reference
+    with pytest.raises(ValueError, match="unknown checksum"):
+        Checksum("md5")  # type: ignore[arg-type]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -11,17 +10,24 @@ from pathlib import Path
 import pytest
 
 from fate_airflow.core.types import Party
+from fate_airflow.federation.chunks import Checksum
 from fate_airflow.federation.errors import Busy, MessageTooLarge, ProtocolError
-from fate_airflow.federation.spool import MessageKey, Spool
+from fate_airflow.federation.spool import MessageKey, Spool, SpoolReader
 
 KEY = MessageKey("job_t_0", "grad", "fit.0", Party("guest", "9999"), Party("host", "10000"))
+
+
+def _digest(data: bytes) -> bytes:
+    checksum = Checksum()
+    checksum.update(data)
+    return checksum.digest()
 
 
 def _write(spool: Spool, key: MessageKey, data: bytes) -> None:
     writer = spool.begin(key, 1 << 20)
     assert writer is not None
     writer.write(data)
-    writer.commit(len(data), hashlib.sha256(data).digest())
+    writer.commit(len(data), _digest(data))
 
 
 def test_message_id_is_deterministic_and_key_sensitive() -> None:
@@ -46,7 +52,7 @@ def test_entry_is_invisible_until_committed(tmp_path: Path) -> None:
     assert spool.lookup(KEY) is None
     assert list((tmp_path / "tmp").iterdir())
     data = b"half of it"
-    entry = writer.commit(len(data), hashlib.sha256(data).digest())
+    entry = writer.commit(len(data), _digest(data))
     assert spool.lookup(KEY) == entry
     assert b"".join(entry.iter_chunks(3)) == data
     assert not list((tmp_path / "tmp").iterdir())
@@ -130,3 +136,279 @@ def test_cleanup_session_and_age_gc(tmp_path: Path) -> None:
         os.utime(path, (old, old))
     assert spool.gc(max_age=3600) == 1
     assert spool.entries() == []
+
+
+# ------------------------------------------------------------------------- checksums and layout
+
+
+def test_sha256_senders_are_still_accepted(tmp_path: Path) -> None:
+    import hashlib
+
+    spool = Spool(tmp_path)
+    writer = spool.begin(KEY, 1 << 20, checksum="sha256")
+    assert writer is not None
+    writer.write(b"old sender")
+    with pytest.raises(ProtocolError, match="sha256 differs"):
+        writer.commit(10, _digest(b"old sender"))  # a CRC is not a SHA-256
+    writer = spool.begin(KEY, 1 << 20, checksum="sha256")
+    assert writer is not None
+    writer.write(b"old sender")
+    writer.commit(10, hashlib.sha256(b"old sender").digest())
+    entry = Spool(tmp_path).lookup(KEY)
+    assert entry is not None and entry.checksum == "sha256"
+    assert entry.digest == hashlib.sha256(b"old sender").digest()
+
+
+def test_entries_store_the_frames_a_pull_sends(tmp_path: Path) -> None:
+    from fate_airflow.federation.serde import parse_pull_frame
+
+    spool = Spool(tmp_path)
+    writer = spool.begin(KEY, 1 << 20)
+    assert writer is not None
+    for part in (b"abc", b"", b"d" * 300):
+        writer.write(part)
+    writer.commit(303, _digest(b"abc" + b"d" * 300))
+    reader = spool.open_reader(KEY)
+    assert reader is not None
+    try:
+        frames = list(reader.frames(lambda: False))
+        assert [bytes(parse_pull_frame(f)) for f in frames] == [b"abc", b"d" * 300]  # type: ignore[arg-type]
+        assert reader.final() == (303, _digest(b"abc" + b"d" * 300))
+    finally:
+        reader.close()
+
+
+def test_entries_of_the_previous_version_are_served(tmp_path: Path) -> None:
+    """Raw payload + SHA-256 footer (magic FASPOOL1), as gateways wrote them before the CRC change."""
+    import hashlib
+    import json
+    import struct
+
+    from fate_airflow.federation.serde import parse_pull_frame
+
+    spool = Spool(tmp_path)
+    data = bytes(range(256)) * 5000  # > one legacy read
+    msg, _ = spool._paths(KEY)
+    msg.parent.mkdir(parents=True)
+    footer = json.dumps(
+        {
+            "key": KEY.to_dict(),
+            "message_id": KEY.message_id,
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "received_at": time.time(),
+        }
+    ).encode()
+    msg.write_bytes(data + footer + struct.pack("<Q8s", len(footer), b"FASPOOL1"))
+    entry = spool.lookup(KEY)
+    assert entry is not None and entry.checksum == "sha256" and not entry.framed
+    assert b"".join(entry.iter_chunks(1000)) == data
+    reader = spool.open_reader(KEY)
+    assert reader is not None
+    try:
+        chunks = [bytes(parse_pull_frame(f)) for f in reader.frames(lambda: False)]  # type: ignore[arg-type]
+        assert b"".join(chunks) == data
+        assert reader.final() == (len(data), hashlib.sha256(data).digest())
+    finally:
+        reader.close()
+
+
+def test_damaged_entry_is_a_clear_error(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    _write(spool, KEY, b"x" * 100)
+    msg, _ = spool._paths(KEY)
+    raw = bytearray(msg.read_bytes())
+    raw[0] = 0x7F  # the first frame's tag
+    msg.write_bytes(bytes(raw))
+    reader = spool.open_reader(KEY)
+    assert reader is not None
+    with pytest.raises(ProtocolError, match="damaged"):
+        list(reader.frames(lambda: False))
+    reader.close()
+    msg.write_bytes(b"not an entry at all")
+    with pytest.raises(ProtocolError, match="no valid footer"):
+        spool.open_reader(KEY)
+
+
+def test_declared_size_is_enforced(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    writer = spool.begin(KEY, 1 << 20, size_hint=4)
+    assert writer is not None
+    writer.write(b"abc")
+    with pytest.raises(ProtocolError, match="larger than the 4 bytes its sender declared"):
+        writer.write(b"de")
+    writer = spool.begin(KEY, 1 << 20, size_hint=4)
+    assert writer is not None
+    writer.write(b"abc")
+    with pytest.raises(ProtocolError, match=r"declared 3 \(header: 4\)"):
+        writer.commit(3, _digest(b"abc"))
+    assert spool.lookup(KEY) is None
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+# ------------------------------------------------------------------------- reading while spooling
+
+
+def _collect(reader_frames: list[bytes], reader: SpoolReader, done: threading.Event) -> None:
+    try:
+        for frame in reader.frames(lambda: False):
+            reader_frames.append(frame)
+    finally:
+        done.set()
+
+
+def test_live_reader_streams_while_spooling_and_ends_only_once_published(tmp_path: Path) -> None:
+    from fate_airflow.federation.serde import parse_pull_frame
+
+    spool = Spool(tmp_path)
+    parts = [bytes([i]) * 1000 for i in range(5)]
+    data = b"".join(parts)
+    writer = spool.begin(KEY, 1 << 20, size_hint=len(data))
+    assert writer is not None
+    reader = spool.open_reader(KEY)
+    assert reader is not None and reader.size == len(data) and reader.digest == b""
+    frames: list[bytes] = []
+    done = threading.Event()
+    thread = threading.Thread(target=_collect, args=(frames, reader, done))
+    thread.start()
+    for part in parts:
+        writer.write(part)
+    deadline = time.monotonic() + 30
+    while len(frames) < len(parts) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(frames) == len(parts)  # every byte was readable before the commit...
+    assert not done.wait(0.2)  # ...but the reader does not end before the entry is published
+    assert spool.lookup(KEY) is None
+    writer.commit(len(data), _digest(data))
+    assert done.wait(30)
+    thread.join()
+    assert b"".join(bytes(parse_pull_frame(f)) for f in frames) == data  # type: ignore[arg-type]
+    assert reader.final() == (len(data), _digest(data))
+    reader.close()
+
+
+def test_live_reader_of_a_failed_transfer_raises_busy(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    writer = spool.begin(KEY, 1 << 20, size_hint=10)
+    assert writer is not None
+    writer.write(b"12345")
+    reader = spool.open_reader(KEY)
+    assert reader is not None
+    frames = reader.frames(lambda: False)
+    assert next(frames)
+    writer.write(b"67890")
+    with pytest.raises(ProtocolError, match="corrupt"):
+        writer.commit(10, b"\0\0\0\0")
+    with pytest.raises(Busy, match="failed while it was being received"):
+        next(frames)
+    reader.close()
+    assert spool.lookup(KEY) is None and spool.open_reader(KEY) is None
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_waiting_reader_attaches_as_soon_as_the_message_starts(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    writers = []
+
+    def start() -> None:
+        writer = spool.begin(KEY, 1 << 20, size_hint=3)
+        assert writer is not None
+        writers.append(writer)
+
+    threading.Timer(0.2, start).start()
+    reader = spool.wait_reader(KEY, 30.0)
+    assert reader is not None and reader.size == 3 and writers
+    assert spool.lookup(KEY) is None  # still being written: read live
+    writers[0].abort()
+    reader.close()
+
+
+def test_message_of_unknown_size_is_read_only_once_published(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    writer = spool.begin(KEY, 1 << 20)  # size_hint 0: nothing to check the stream against early
+    assert writer is not None
+    writer.write(b"abc")
+    assert spool.open_reader(KEY) is None
+    assert spool.wait_reader(KEY, 0.1) is None
+    threading.Timer(0.2, writer.commit, (3, _digest(b"abc"))).start()
+    reader = spool.wait_reader(KEY, 30.0)
+    assert reader is not None and reader.digest == _digest(b"abc")
+    reader.close()
+
+
+def test_cancelled_live_reader_stops(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    writer = spool.begin(KEY, 1 << 20, size_hint=10)
+    assert writer is not None
+    reader = spool.open_reader(KEY)
+    assert reader is not None
+    assert list(reader.frames(lambda: True)) == []
+    reader.close()
+    writer.abort()
+
+
+# ------------------------------------------------------------------------- crash and fsync
+
+
+_CRASHING_WRITER = """
+import os, sys
+from fate_airflow.core.types import Party
+from fate_airflow.federation.spool import MessageKey, Spool
+key = MessageKey("job_t_0", "grad", "fit.0", Party("guest", "9999"), Party("host", "10000"))
+writer = Spool(sys.argv[1]).begin(key, 1 << 30, size_hint=8 << 20)
+writer.write(b"x" * (4 << 20))
+print("half", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_kill9_mid_spool_leaves_no_visible_entry(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_WRITER, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"half\n"
+        assert list((tmp_path / "tmp").iterdir())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    assert not list((tmp_path / "messages").rglob("*.msg"))
+    spool = Spool(tmp_path)  # the restarted gateway
+    assert spool.lookup(KEY) is None and spool.open_reader(KEY) is None and spool.entries() == []
+    assert not list((tmp_path / "tmp").iterdir())
+    _write(spool, KEY, b"re-sent")  # the sender's retry is accepted
+    assert spool.lookup(KEY) is not None
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_fsync_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool) -> None:
+    calls: list[str] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def counting_fsync(fd: int) -> None:
+        calls.append("fsync")
+        real_fsync(fd)
+
+    def counting_fdatasync(fd: int) -> None:
+        calls.append("fdatasync")
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    monkeypatch.setattr(os, "fdatasync", counting_fdatasync)
+    spool = Spool(tmp_path, fsync=fsync)
+    _write(spool, KEY, b"payload")
+    if fsync:
+        # The data, the new session folder's parent and the folder holding the renamed entry.
+        assert calls == ["fdatasync", "fsync", "fsync"]
+    else:
+        assert calls == []
+    # Either way the entry is complete for a new process (the page cache outlives the writer).
+    entry = Spool(tmp_path).lookup(KEY)
+    assert entry is not None and b"".join(entry.iter_chunks(4)) == b"payload"

@@ -25,35 +25,39 @@ _sym_db = _symbol_database.Default()
 from fate_airflow.proto.federation.v1 import common_pb2 as fate__airflow_dot_proto_dot_federation_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/fate_airflow/proto/federation/v1/transfer.proto\x12\x1a\x66\x61te_airflow.federation.v1\x1a-fate_airflow/proto/federation/v1/common.proto\"T\n\nPushHeader\x12\x33\n\x03key\x18\x01 \x01(\x0b\x32&.fate_airflow.federation.v1.MessageKey\x12\x11\n\tsize_hint\x18\x02 \x01(\x04\"+\n\x0bPushTrailer\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\"\x9b\x01\n\tPushFrame\x12\x38\n\x06header\x18\x01 \x01(\x0b\x32&.fate_airflow.federation.v1.PushHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12:\n\x07trailer\x18\x03 \x01(\x0b\x32\'.fate_airflow.federation.v1.PushTrailerH\x00\x42\x07\n\x05\x66rame\"2\n\tPushReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"X\n\x0bPullRequest\x12\x33\n\x03key\x18\x01 \x01(\x0b\x32&.fate_airflow.federation.v1.MessageKey\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\">\n\nPullHeader\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c\"_\n\tPullFrame\x12\x38\n\x06header\x18\x01 \x01(\x0b\x32&.fate_airflow.federation.v1.PullHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x07\n\x05\x66rame\"U\n\nAckRequest\x12\x33\n\x03key\x18\x01 \x01(\x0b\x32&.fate_airflow.federation.v1.MessageKey\x12\x12\n\nmessage_id\x18\x02 \x01(\t\"\x1b\n\x08\x41\x63kReply\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"$\n\x0e\x43leanupRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x1f\n\x0c\x43leanupReply\x12\x0f\n\x07removed\x18\x01 \x01(\x04\x32\xf2\x02\n\x08Transfer\x12V\n\x04Push\x12%.fate_airflow.federation.v1.PushFrame\x1a%.fate_airflow.federation.v1.PushReply(\x01\x12X\n\x04Pull\x12\'.fate_airflow.federation.v1.PullRequest\x1a%.fate_airflow.federation.v1.PullFrame0\x01\x12S\n\x03\x41\x63k\x12&.fate_airflow.federation.v1.AckRequest\x1a$.fate_airflow.federation.v1.AckReply\x12_\n\x07\x43leanup\x12*.fate_airflow.federation.v1.CleanupRequest\x1a(.fate_airflow.federation.v1.CleanupReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/fate_airflow/proto/federation/v1/transfer.proto\x12\x1a\x66\x61te_airflow.federation.v1\x1a-fate_airflow/proto/federation/v1/common.proto\"\x8c\x01\n\nPushHeader\x12\x33\n\x03key\x18\x01 \x01(\x0b\x32&.fate_airflow.federation.v1.MessageKey\x12\x11\n\tsize_hint\x18\x02 \x01(\x04\x12\x36\n\x08\x63hecksum\x18\x03 \x01(\x0e\x32$.fate_airflow.federation.v1.Checksum\"+\n\x0bPushTrailer\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x0c\"\x9b\x01\n\tPushFrame\x12\x38\n\x06header\x18\x01 \x01(\x0b\x32&.fate_airflow.federation.v1.PushHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12:\n\x07trailer\x18\x03 \x01(\x0b\x32\'.fate_airflow.federation.v1.PushTrailerH\x00\x42\x07\n\x05\x66rame\"2\n\tPushReply\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"X\n\x0bPullRequest\x12\x33\n\x03key\x18\x01 \x01(\x0b\x32&.fate_airflow.federation.v1.MessageKey\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\"v\n\nPullHeader\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x0c\x12\x36\n\x08\x63hecksum\x18\x04 \x01(\x0e\x32$.fate_airflow.federation.v1.Checksum\"+\n\x0bPullTrailer\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x0c\"\x9b\x01\n\tPullFrame\x12\x38\n\x06header\x18\x01 \x01(\x0b\x32&.fate_airflow.federation.v1.PullHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12:\n\x07trailer\x18\x03 \x01(\x0b\x32\'.fate_airflow.federation.v1.PullTrailerH\x00\x42\x07\n\x05\x66rame\"U\n\nAckRequest\x12\x33\n\x03key\x18\x01 \x01(\x0b\x32&.fate_airflow.federation.v1.MessageKey\x12\x12\n\nmessage_id\x18\x02 \x01(\t\"\x1b\n\x08\x41\x63kReply\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"$\n\x0e\x43leanupRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x1f\n\x0c\x43leanupReply\x12\x0f\n\x07removed\x18\x01 \x01(\x04*3\n\x08\x43hecksum\x12\x13\n\x0f\x43HECKSUM_SHA256\x10\x00\x12\x12\n\x0e\x43HECKSUM_CRC32\x10\x01\x32\xf2\x02\n\x08Transfer\x12V\n\x04Push\x12%.fate_airflow.federation.v1.PushFrame\x1a%.fate_airflow.federation.v1.PushReply(\x01\x12X\n\x04Pull\x12\'.fate_airflow.federation.v1.PullRequest\x1a%.fate_airflow.federation.v1.PullFrame0\x01\x12S\n\x03\x41\x63k\x12&.fate_airflow.federation.v1.AckRequest\x1a$.fate_airflow.federation.v1.AckReply\x12_\n\x07\x43leanup\x12*.fate_airflow.federation.v1.CleanupRequest\x1a(.fate_airflow.federation.v1.CleanupReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fate_airflow.proto.federation.v1.transfer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PUSHHEADER']._serialized_start=126
-  _globals['_PUSHHEADER']._serialized_end=210
-  _globals['_PUSHTRAILER']._serialized_start=212
-  _globals['_PUSHTRAILER']._serialized_end=255
-  _globals['_PUSHFRAME']._serialized_start=258
-  _globals['_PUSHFRAME']._serialized_end=413
-  _globals['_PUSHREPLY']._serialized_start=415
-  _globals['_PUSHREPLY']._serialized_end=465
-  _globals['_PULLREQUEST']._serialized_start=467
-  _globals['_PULLREQUEST']._serialized_end=555
-  _globals['_PULLHEADER']._serialized_start=557
-  _globals['_PULLHEADER']._serialized_end=619
-  _globals['_PULLFRAME']._serialized_start=621
-  _globals['_PULLFRAME']._serialized_end=716
-  _globals['_ACKREQUEST']._serialized_start=718
-  _globals['_ACKREQUEST']._serialized_end=803
-  _globals['_ACKREPLY']._serialized_start=805
-  _globals['_ACKREPLY']._serialized_end=832
-  _globals['_CLEANUPREQUEST']._serialized_start=834
-  _globals['_CLEANUPREQUEST']._serialized_end=870
-  _globals['_CLEANUPREPLY']._serialized_start=872
-  _globals['_CLEANUPREPLY']._serialized_end=903
-  _globals['_TRANSFER']._serialized_start=906
-  _globals['_TRANSFER']._serialized_end=1276
+  _globals['_CHECKSUM']._serialized_start=1124
+  _globals['_CHECKSUM']._serialized_end=1175
+  _globals['_PUSHHEADER']._serialized_start=127
+  _globals['_PUSHHEADER']._serialized_end=267
+  _globals['_PUSHTRAILER']._serialized_start=269
+  _globals['_PUSHTRAILER']._serialized_end=312
+  _globals['_PUSHFRAME']._serialized_start=315
+  _globals['_PUSHFRAME']._serialized_end=470
+  _globals['_PUSHREPLY']._serialized_start=472
+  _globals['_PUSHREPLY']._serialized_end=522
+  _globals['_PULLREQUEST']._serialized_start=524
+  _globals['_PULLREQUEST']._serialized_end=612
+  _globals['_PULLHEADER']._serialized_start=614
+  _globals['_PULLHEADER']._serialized_end=732
+  _globals['_PULLTRAILER']._serialized_start=734
+  _globals['_PULLTRAILER']._serialized_end=777
+  _globals['_PULLFRAME']._serialized_start=780
+  _globals['_PULLFRAME']._serialized_end=935
+  _globals['_ACKREQUEST']._serialized_start=937
+  _globals['_ACKREQUEST']._serialized_end=1022
+  _globals['_ACKREPLY']._serialized_start=1024
+  _globals['_ACKREPLY']._serialized_end=1051
+  _globals['_CLEANUPREQUEST']._serialized_start=1053
+  _globals['_CLEANUPREQUEST']._serialized_end=1089
+  _globals['_CLEANUPREPLY']._serialized_start=1091
+  _globals['_CLEANUPREPLY']._serialized_end=1122
+  _globals['_TRANSFER']._serialized_start=1178
+  _globals['_TRANSFER']._serialized_end=1548
 # @@protoc_insertion_point(module_scope)

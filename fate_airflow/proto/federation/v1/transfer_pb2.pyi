@@ -6,6 +6,7 @@ Data plane: components' remote/get, streamed in chunks through the parties' gate
 from fate_airflow.proto.federation.v1 import common_pb2 as _common_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,6 +18,28 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Checksum:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChecksumEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Checksum.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHECKSUM_SHA256: _Checksum.ValueType  # 0
+    CHECKSUM_CRC32: _Checksum.ValueType  # 1
+    """zlib's CRC-32, as 4 bytes big-endian."""
+
+class Checksum(_Checksum, metaclass=_ChecksumEnumTypeWrapper):
+    """End-to-end check of the payload bytes, computed by the sender and verified by the destination
+    gateway and by the receiver. TLS already protects every hop; the checksum catches a gateway or a
+    spool file that lost or changed bytes, so a fast CRC is enough. SHA-256 (the zero value) is what
+    the first senders of this protocol version used; gateways and receivers accept both.
+    """
+
+CHECKSUM_SHA256: Checksum.ValueType  # 0
+CHECKSUM_CRC32: Checksum.ValueType  # 1
+"""zlib's CRC-32, as 4 bytes big-endian."""
+Global___Checksum: _TypeAlias = Checksum  # noqa: Y015
+
 @_typing.final
 class PushHeader(_message.Message):
     """First frame of a push: what is being sent."""
@@ -25,8 +48,14 @@ class PushHeader(_message.Message):
 
     KEY_FIELD_NUMBER: _builtins.int
     SIZE_HINT_FIELD_NUMBER: _builtins.int
+    CHECKSUM_FIELD_NUMBER: _builtins.int
     size_hint: _builtins.int
-    """Payload size in bytes when known in advance, else 0 (the trailer always carries it)."""
+    """Payload size in bytes when known in advance, else 0 (the trailer always carries it). When it
+    is given, the destination refuses a message of any other size, and a receiver already waiting
+    for the message may start reading it while it is still being spooled.
+    """
+    checksum: Global___Checksum.ValueType
+    """How the trailer's digest is computed."""
     @_builtins.property
     def key(self) -> _common_pb2.MessageKey: ...
     def __init__(
@@ -34,10 +63,11 @@ class PushHeader(_message.Message):
         *,
         key: _common_pb2.MessageKey | None = ...,
         size_hint: _builtins.int = ...,
+        checksum: Global___Checksum.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "size_hint", b"size_hint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum", b"checksum", "key", b"key", "size_hint", b"size_hint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -50,19 +80,19 @@ class PushTrailer(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SIZE_FIELD_NUMBER: _builtins.int
-    SHA256_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
     size: _builtins.int
-    sha256: _builtins.bytes
-    """SHA-256 of the payload bytes."""
+    digest: _builtins.bytes
+    """The payload's digest under the header's checksum."""
     def __init__(
         self,
         *,
         size: _builtins.int = ...,
-        sha256: _builtins.bytes = ...,
+        digest: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256", b"sha256", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "size", b"size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -101,7 +131,9 @@ Global___PushFrame: _TypeAlias = PushFrame  # noqa: Y015
 
 @_typing.final
 class PushReply(_message.Message):
-    """The destination gateway spooled the message durably (fsync + rename) before replying."""
+    """The destination gateway spooled the message (complete, verified, atomically renamed; flushed to
+    disk unless configured with spool.fsync: never) before replying.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -155,47 +187,85 @@ class PullHeader(_message.Message):
 
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     SIZE_FIELD_NUMBER: _builtins.int
-    SHA256_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    CHECKSUM_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
     size: _builtins.int
-    sha256: _builtins.bytes
+    """The payload size (of a message still arriving: the size its sender declared)."""
+    digest: _builtins.bytes
+    """The digest when the message is complete at the gateway; empty while it is still arriving (the
+    trailer always carries it).
+    """
+    checksum: Global___Checksum.ValueType
     def __init__(
         self,
         *,
         message_id: _builtins.str = ...,
         size: _builtins.int = ...,
-        sha256: _builtins.bytes = ...,
+        digest: _builtins.bytes = ...,
+        checksum: Global___Checksum.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum", b"checksum", "digest", b"digest", "message_id", b"message_id", "size", b"size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PullHeader: _TypeAlias = PullHeader  # noqa: Y015
 
 @_typing.final
+class PullTrailer(_message.Message):
+    """Last frame of a pull: sent only once the message is complete and durably spooled."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIZE_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    size: _builtins.int
+    digest: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        size: _builtins.int = ...,
+        digest: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullTrailer: _TypeAlias = PullTrailer  # noqa: Y015
+
+@_typing.final
 class PullFrame(_message.Message):
-    """Pull reply stream = header, chunks, then the stream ends; the client checks size and digest."""
+    """Pull reply stream = header, chunks, trailer. A message may be streamed while it is still being
+    spooled; the client must neither use nor acknowledge it before the trailer has arrived and the
+    size and digest match. A gateway that loses the sender mid-way ends the stream with ABORTED.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     HEADER_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
+    TRAILER_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
     @_builtins.property
     def header(self) -> Global___PullHeader: ...
+    @_builtins.property
+    def trailer(self) -> Global___PullTrailer: ...
     def __init__(
         self,
         *,
         header: Global___PullHeader | None = ...,
         chunk: _builtins.bytes = ...,
+        trailer: Global___PullTrailer | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "frame", b"frame", "header", b"header"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "frame", b"frame", "header", b"header", "trailer", b"trailer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "frame", b"frame", "header", b"header"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "frame", b"frame", "header", b"header", "trailer", b"trailer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_frame: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofReturnType_frame: _TypeAlias = _typing.Literal["header", "chunk", "trailer"]  # noqa: Y015
     _WhichOneofArgType_frame: _TypeAlias = _typing.Literal["frame", b"frame"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_frame) -> _WhichOneofReturnType_frame | None: ...
 
