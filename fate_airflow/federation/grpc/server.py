@@ -62,7 +62,7 @@ class GatewayServer:
         self.trust = None if config.insecure else TrustStore.from_config(config)
         if self.trust is not None:
             _check_tls(config, self.trust)
-        self.spool = Spool(config.spool_dir)
+        self.spool = Spool(config.spool_dir, fsync=config.spool.fsync == "always")
         self.peers = Peers(config, self.trust)
         self.core = GatewayCore(config, self.spool, self.peers, handler)
         self._health = health.HealthServicer()

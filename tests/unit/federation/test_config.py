@@ -63,12 +63,14 @@ limits: {{chunk_bytes: 2097152}}
     assert config.effective_relays == {"hub"}
     assert config.effective_allow == {"10000", "10001", "hub"}
     assert config.limits.chunk_bytes == 2 << 20 and config.limits.max_frame_bytes > 2 << 20
+    assert config.spool.fsync == "always"  # the safe default
 
 
 def test_json_file_and_default_route(tmp_path: Path, tls: dict[str, Any]) -> None:
     path = tmp_path / "gw.json"
-    path.write_text(json.dumps(_doc(tls, allow=["10000"], trusted_relays=[])))
+    path.write_text(json.dumps(_doc(tls, allow=["10000"], trusted_relays=[], spool={"fsync": "never"})))
     config = load_gateway_config(path)
+    assert config.spool.fsync == "never"
     assert config.route_for("55555") == Route("hub:9370", "hub")
     assert config.effective_relays == frozenset()
     assert config.effective_allow == {"10000"}
@@ -96,6 +98,8 @@ def test_json_file_and_default_route(tmp_path: Path, tls: dict[str, Any]) -> Non
         ({"allow": "10000"}, "allow: expected a list"),
         ({"colour": "blue"}, r"config: unknown field\(s\) colour"),
         ({"log_level": "LOUD"}, "log_level"),
+        ({"spool": {"fsync": "sometimes"}}, "spool.fsync: expected always or never"),
+        ({"spool": {"sync": "never"}}, r"spool: unknown field\(s\) sync"),
     ],
 )
 def test_errors_name_the_field(
