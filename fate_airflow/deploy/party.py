@@ -533,7 +533,7 @@ def wait_healthy(cfg: PartyConfig, *, timeout: float) -> None:
     )
 
 
-def stop_party(cfg: PartyConfig, *, timeout: float = 30.0) -> list[str]:
+def stop_party(cfg: PartyConfig, *, timeout: float = 15.0) -> list[str]:
     """SIGTERM every component (then SIGKILL stragglers); returns the names that were running."""
     pids = {name: pid for name, pid in process_pids(cfg).items() if pid is not None}
     for pid in pids.values():
