@@ -118,12 +118,20 @@ class TrustStore:
         :raises Unauthenticated: not a fate-airflow certificate.
         :raises PermissionDenied: issued by a CA that does not belong to the party it names.
         """
-        return _identify(self, pem, tuple(served))
+        return _identify_cached(self, pem, tuple(served))
 
 
 @functools.lru_cache(maxsize=256)
 def _parse(pem: bytes) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem)
+
+
+@functools.lru_cache(maxsize=256)
+def _identify_cached(store: TrustStore, pem: bytes, served: tuple[str, ...]) -> tuple[str, str]:
+    # Every call of every RPC identifies its caller, and checking the issuer's signature costs
+    # ~0.1 ms. The answer only depends on the certificate bytes and the (immutable) trust store,
+    # so it is remembered; refusals raise and are therefore never cached (each one is logged).
+    return _identify(store, pem, served)
 
 
 def _identify(store: TrustStore, pem: bytes, served: tuple[str, ...]) -> tuple[str, str]:

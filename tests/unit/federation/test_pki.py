@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from fate_airflow.cli import main
 from fate_airflow.core.errors import ConfigError
@@ -86,3 +87,33 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         == 1
     )
     assert "belongs to party 9999" in capsys.readouterr().err
+
+
+def test_trust_store_remembers_identities_but_never_refusals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fate_airflow.federation.errors import PermissionDenied
+    from fate_airflow.federation.grpc.auth import TrustStore
+
+    ca = pki.init_ca("9999", tmp_path / "ca")
+    other_ca = pki.init_ca("10000", tmp_path / "other")
+    store = TrustStore(ca, [other_ca])
+    good = pki.issue_certificate(tmp_path / "ca", "9999", "client", tmp_path / "client").cert.read_bytes()
+    forged = pki.issue_certificate(
+        tmp_path / "other", "9999", "client", tmp_path / "forged", allow_other_party=True
+    ).cert.read_bytes()
+    checks: list[bytes] = []
+    real = pki.issued_by
+
+    def counting(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
+        checks.append(cert.public_bytes(serialization.Encoding.PEM))
+        return real(cert, ca_cert)
+
+    monkeypatch.setattr("fate_airflow.federation.grpc.auth.issued_by", counting)
+    for _ in range(3):
+        assert store.identify(good, ("9999",)) == ("9999", "client")
+    assert len(checks) == 1  # the signature is checked once per certificate
+    for _ in range(2):
+        with pytest.raises(PermissionDenied, match="not issued by party 9999's CA"):
+            store.identify(forged, ("9999",))
+    assert len(checks) > 2  # a refusal is decided afresh every time
