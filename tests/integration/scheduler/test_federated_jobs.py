@@ -245,7 +245,9 @@ def test_rerun_from_the_failed_component_runs_version_plus_one_everywhere(fed: L
     assert [t.task_version for t in view.tasks] == [1, 1]
     for party in (GUEST, HOST):
         # The job ends when the last report arrives; Airflow closes the run a moment later.
-        wait_until(lambda p=party: run_state(fed, p, "reader2", job) == "success", 30, f"run success at {party}")
+        wait_until(
+            lambda p=party: run_state(fed, p, "reader2", job) == "success", 30, f"run success at {party}"
+        )
         for task in ("reader_0", "data_transform_0"):
             assert fate_record(fed, party, "reader2", job, task)["task_version"] == 1, (party, task)
 
