@@ -17,9 +17,7 @@ What one task instance does at a party:
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -62,19 +60,6 @@ def party_setting(key: str, default: str | None = None) -> str:
     if value is None:
         raise AirflowFailException(f"this Airflow has no [fate] {key} setting; run `fate-airflow party init`")
     return str(value)
-
-
-def _make_main_module_spawn_safe() -> None:
-    """Let components start process pools from inside an Airflow task process.
-
-    ``forkserver``/``spawn`` children re-import the parent's ``__main__``. In a task process that is
-    Airflow's CLI script, whose import initialises Airflow against a database URL that task processes
-    are deliberately not given, so every pool worker would die at start. Pointing the main module's
-    spec at our own side-effect-free ``fate_airflow.__main__`` makes children import that instead.
-    """
-    main = sys.modules.get("__main__")
-    if main is not None and getattr(main, "__spec__", None) is None:
-        main.__spec__ = importlib.util.find_spec("fate_airflow.__main__")
 
 
 class FederatedComponentOperator(BaseOperator):
@@ -287,7 +272,6 @@ class FederatedComponentOperator(BaseOperator):
             self.party_id,
             "+".join(roles),
         )
-        _make_main_module_spawn_safe()
         client = self._client()
         started = time.time()
         self._report(client, job_id, version, "running", detail={"started": started})
