@@ -11,8 +11,11 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The project's reference folder (../shared next to the repository), when present.
 SHARED = REPO_ROOT.parent / "shared"
-FATE_EXAMPLES = SHARED / "fate-examples"
+#: FATE's example jobs and datasets, vendored so a clone anywhere is self-contained
+#: (tests/test_fixtures.py checks the copy against ../shared/fate-examples when that exists).
+FATE_EXAMPLES = REPO_ROOT / "tests" / "fixtures" / "fate-examples"
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="fate-airflow-test-home-")
 os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)

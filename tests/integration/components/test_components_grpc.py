@@ -32,8 +32,9 @@ from fate_airflow.federation.grpc.localnet import (
 )
 from fate_airflow.storage import ArtifactStore, Table, TableStore
 from fate_airflow.tracking import ModelKey, ModelStore
+from tests.conftest import FATE_EXAMPLES
 
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "fate-examples" / "data"
+DATA = FATE_EXAMPLES / "data"
 GUEST, HOST, ARBITER = Party("guest", "9999"), Party("host", "10000"), Party("arbiter", "10000")
 PARTY_IDS = ("9999", "10000")
 LR = {

@@ -24,8 +24,9 @@ from fate_airflow.federation.api import Federation, FederationSession
 from fate_airflow.federation.inmemory import InMemoryHub
 from fate_airflow.scheduler.runner import build_requests, fate_model_id
 from fate_airflow.storage import ArtifactStore, TableStore, UploadSpec, load_upload_config, upload
+from tests.conftest import FATE_EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "fate-examples"
+EXAMPLES = FATE_EXAMPLES
 V1 = EXAMPLES / "v1-dsl-v2"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,10 +12,11 @@ from fate_airflow.components.simulate import TaskSpec, simulate
 from fate_airflow.core.types import InputRef, Party
 from fate_airflow.federation.inmemory import InMemoryHub
 from fate_airflow.storage import ArtifactStore, Table, TableStore
+from tests.conftest import FATE_EXAMPLES
 
 from .conftest import JOB_ID
 
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "fate-examples" / "data"
+DATA = FATE_EXAMPLES / "data"
 
 
 def put_table(

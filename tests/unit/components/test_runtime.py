@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -9,10 +8,11 @@ from fate_airflow.components.simulate import TaskSpec, simulate, with_version
 from fate_airflow.core.errors import ComponentError, StorageError
 from fate_airflow.core.types import InputRef
 from fate_airflow.storage import ArtifactAddress, ArtifactStore, TableStore, UploadSpec, upload
+from tests.conftest import FATE_EXAMPLES
 
 from .conftest import ARBITER, GUEST, HOST, JOB_ID
 
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "fate-examples" / "data"
+DATA = FATE_EXAMPLES / "data"
 
 
 def _upload(data_dirs: dict[str, str]) -> None:

@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 
 from fate_airflow.core.errors import DslError
+from tests.conftest import FATE_EXAMPLES, REPO_ROOT
 
-# Same layout as tests/conftest.py: the shared folder sits next to the repository.
-REPO_ROOT = Path(__file__).resolve().parents[3]
-FATE_EXAMPLES = REPO_ROOT.parent / "shared" / "fate-examples"
 V1 = FATE_EXAMPLES / "v1-dsl-v2"
 V1_LEGACY = FATE_EXAMPLES / "v1-dsl-v1"
 V2 = FATE_EXAMPLES / "v2-dag"
@@ -22,8 +20,6 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures" / "dsl"
 
 #: Set to 1 to rewrite tests/golden/*.json from the current compiler (then review the diff by hand).
 UPDATE_GOLDEN = os.environ.get("FATE_AIRFLOW_UPDATE_GOLDEN") == "1"
-
-requires_examples = pytest.mark.skipif(not FATE_EXAMPLES.is_dir(), reason="shared FATE examples not present")
 
 
 def v1_pairs() -> list[tuple[Path, Path]]:

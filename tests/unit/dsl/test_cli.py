@@ -12,9 +12,7 @@ import pytest
 from fate_airflow.cli import main
 from fate_airflow.dsl import load_job
 
-from ._support import REPO_ROOT, V1, V2, requires_examples
-
-pytestmark = requires_examples
+from ._support import REPO_ROOT, V1, V2
 
 DSL = V1 / "hetero_lr_normal_dsl.json"
 CONF = V1 / "hetero_lr_normal_conf.json"

@@ -9,7 +9,7 @@ from fate_airflow.core.errors import ConfigError
 from fate_airflow.dsl import JobSource, SourceError, discover_jobs, load_source
 from fate_airflow.dsl.discovery import dag_id_for
 
-from ._support import V1, V2, requires_examples
+from ._support import V1, V2
 
 
 def _touch(folder: Path, name: str, text: str = "{}") -> Path:
@@ -18,7 +18,6 @@ def _touch(folder: Path, name: str, text: str = "{}") -> Path:
     return path
 
 
-@requires_examples
 def test_shared_examples(tmp_path: Path) -> None:
     for path in [*V1.iterdir(), *V2.iterdir()]:
         shutil.copy(path, tmp_path / path.name)

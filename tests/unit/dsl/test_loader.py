@@ -16,12 +16,9 @@ from ._support import (
     V1_LEGACY,
     V2,
     load_json,
-    requires_examples,
     v1_pairs,
     write_json,
 )
-
-pytestmark = requires_examples
 
 GOLDEN_CASES: dict[str, tuple[Path, Path | None]] = {
     "hetero_lr_normal": (V1 / "hetero_lr_normal_dsl.json", V1 / "hetero_lr_normal_conf.json"),

@@ -10,9 +10,7 @@ from fate_airflow.core.errors import DslError
 from fate_airflow.core.types import Party
 from fate_airflow.dsl import JobPlan, load_job
 
-from ._support import V1, load_json, requires_examples, write_json
-
-pytestmark = requires_examples
+from ._support import V1, load_json, write_json
 
 Mutator = Callable[[dict[str, Any]], None]
 

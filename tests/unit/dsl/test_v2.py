@@ -12,9 +12,7 @@ from fate_airflow.core.errors import DslError
 from fate_airflow.core.types import InputRef, Party
 from fate_airflow.dsl import JobPlan, load_job
 
-from ._support import FIXTURES, V2, requires_examples, write_json
-
-pytestmark = requires_examples
+from ._support import FIXTURES, V2, write_json
 
 Mutator = Callable[[dict[str, Any]], None]
 GUEST = {"role": "guest", "party_id": ["9999"]}

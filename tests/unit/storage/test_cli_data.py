@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from fate_airflow.cli import main
+from tests.conftest import FATE_EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "fate-examples"
+EXAMPLES = FATE_EXAMPLES
 
 
 def test_upload_list_info_delete(

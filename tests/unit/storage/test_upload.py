@@ -8,8 +8,7 @@ import pytest
 
 from fate_airflow.core.errors import StorageError
 from fate_airflow.storage import TableStore, UploadSpec, load_upload_config, spec_from_config, upload
-
-FATE_EXAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "fate-examples"
+from tests.conftest import FATE_EXAMPLES
 
 DATA = FATE_EXAMPLES / "data"
 UPLOAD = FATE_EXAMPLES / "upload"
