@@ -2,15 +2,25 @@
 
 Run by hand (not part of the tests)::
 
-    .venv/bin/python bench/federation.py                 # 1 MiB, 64 MiB, 1 GiB
-    .venv/bin/python bench/federation.py --sizes 1 64    # MiB
+    .venv/bin/python bench/federation.py                      # 1 MiB, 64 MiB, 1 GiB; fsync always and never
+    .venv/bin/python bench/federation.py --sizes 1 64 --fsync always
 
 Setup: guest and host gateways as separate processes (``python -m fate_airflow gateway``) on
-127.0.0.1 with mutual TLS; the guest worker calls ``remote`` (→ guest gateway → host gateway, which
-fsyncs to its spool and acknowledges) and the host worker then calls ``get`` (host gateway → worker,
-verified, acknowledged). Time = ``remote`` start to ``get`` end. The raw baseline streams the same
-payload bytes in the same chunk size to a bare grpcio server process over mTLS (one hop, no disk).
-Peak RSS of each gateway is the kernel's high-water mark (VmHWM).
+127.0.0.1 with mutual TLS, once per ``spool.fsync`` policy. The guest worker (this process) calls
+``remote`` (→ guest gateway → host gateway, which spools the message and acknowledges); the host
+worker, a separate process as in a real deployment, calls ``get`` (host gateway → worker, verified,
+acknowledged). Two timings per run, both from ``remote`` start to ``get`` end:
+
+* *sequential*: ``get`` is called after ``remote`` returned (the message is complete in the spool);
+* *waiting*: the receiver is already blocked in ``get`` when ``remote`` starts — the usual case in
+  a federated job — so the gateway streams the message to it while still spooling it.
+
+The raw baseline streams the same payload bytes in the same chunk size to a bare grpcio server
+process over mTLS (one hop, no disk, nothing decoded), measured in the same loop. Also reported:
+CPU seconds of every process involved per GiB moved (federation: sender, both gateways, receiver;
+raw: client and server) — on a busy machine throughput follows CPU cost — and peak RSS of each
+gateway (the kernel's high-water mark, VmHWM). Each configuration runs at least 3 times; tables
+show medians. Note the machine's load (printed): numbers on a shared machine are noisy.
 """
 
 from __future__ import annotations
@@ -25,7 +35,9 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import grpc
 import numpy as np
@@ -33,8 +45,10 @@ import numpy as np
 from fate_airflow.core.types import Party
 from fate_airflow.federation import payload
 from fate_airflow.federation.api import FederationSession
+from fate_airflow.federation.config import GatewayClientConfig
 from fate_airflow.federation.grpc import GrpcFederation
 from fate_airflow.federation.grpc.localnet import (
+    PartyFiles,
     client_config,
     free_port,
     gateway_document,
@@ -46,6 +60,7 @@ from fate_airflow.federation.pki import party_dns_name
 MiB = 1 << 20
 GUEST, HOST = Party("guest", "9999"), Party("host", "10000")
 RAW_METHOD = "/bench.Raw/Upload"
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def vm_hwm(pid: int) -> int:
@@ -55,12 +70,22 @@ def vm_hwm(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def wait_port_file(path: Path, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while not path.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"process for {path.name} failed to start")
         time.sleep(0.05)
+
+
+def make_value(size_mib: int) -> np.ndarray:
+    return np.random.default_rng(size_mib).random(size_mib * MiB // 8)
 
 
 # ----------------------------------------------------------------------------- raw baseline server
@@ -104,41 +129,104 @@ def raw_transfer(channel: grpc.Channel, value: np.ndarray, chunk: int) -> float:
     return elapsed
 
 
+# ----------------------------------------------------------------------------- receiver process
+
+
+def receiver(config_json: str, session_id: str) -> None:
+    """The host worker: ``get X TAG SIZE_MIB`` on stdin → ``done T`` (monotonic end time), then
+    ``ok``/``bad`` after checking the content against the sender's value (outside the timing)."""
+    import json
+
+    config = GatewayClientConfig.from_dict(json.loads(config_json))
+    job, task, version = session_id.rsplit("_", 2)
+    session = FederationSession(job, task, int(version), HOST, (GUEST, HOST))
+    fed = GrpcFederation(session, config)
+    for line in sys.stdin:
+        _, name, tag, size_text = line.split()
+        [received] = fed.get(name, tag, [GUEST], timeout=900)
+        print(f"done {time.monotonic()!r}", flush=True)
+        size_mib = int(size_text)
+        good = size_mib == 0 or (
+            hashlib.sha256(received.data).digest() == hashlib.sha256(make_value(size_mib).data).digest()
+        )
+        del received
+        print("ok" if good else "bad", flush=True)
+    fed.close()
+
+
+class Receiver:
+    """Drives the receiver process."""
+
+    def __init__(self, config: GatewayClientConfig, session_id: str) -> None:
+        import json
+
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--receiver", json.dumps(config.to_dict()), session_id],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in: IO[str] = self.proc.stdin
+        self._out: IO[str] = self.proc.stdout
+
+    def start_get(self, name: str, tag: str, size_mib: int) -> None:
+        self._in.write(f"get {name} {tag} {size_mib}\n")
+        self._in.flush()
+
+    def finish_get(self) -> float:
+        """Monotonic time at which ``get`` returned; checks the content."""
+        done = self._out.readline().split()
+        assert done and done[0] == "done", f"receiver failed: {done}"
+        verdict = self._out.readline().strip()
+        assert verdict == "ok", "the received object differs from the sent one"
+        return float(done[1])
+
+    def close(self) -> None:
+        self._in.close()
+        self.proc.wait(60)
+
+
 # ----------------------------------------------------------------------------- benchmark
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 1024], help="object sizes in MiB")
-    parser.add_argument("--chunk", type=int, default=1, help="chunk size in MiB (client and gateways)")
-    parser.add_argument(
-        "--raw-server", nargs=4, metavar=("CERT", "KEY", "CA", "PORT_FILE"), help=argparse.SUPPRESS
-    )
-    args = parser.parse_args()
-    if args.raw_server:
-        raw_server(*args.raw_server)
-        return 0
+@dataclass
+class Series:
+    """Measurements of one (fsync policy, size)."""
 
-    chunk = args.chunk * MiB
-    root = Path(tempfile.mkdtemp(prefix="bench-federation-"))
-    files = provision(root / "pki", ["9999", "10000"])
-    addr = {p: f"127.0.0.1:{free_port()}" for p in ("9999", "10000")}
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    try:
+    sequential: list[tuple[float, float, float]] = field(default_factory=list)  # total, remote, get
+    waiting: list[float] = field(default_factory=list)
+    raw: list[float] = field(default_factory=list)
+    # CPU seconds of each waiting-mode transfer: sender, guest gateway, host gateway, receiver.
+    cpu_fed: list[tuple[float, ...]] = field(default_factory=list)
+    cpu_raw: list[float] = field(default_factory=list)
+    rss: tuple[float, float] = (0.0, 0.0)
+
+
+class Parties:
+    """Two gateways with one fsync policy, the raw server, and the endpoints."""
+
+    def __init__(
+        self, root: Path, files: dict[str, PartyFiles], chunk: int, fsync: str, raw_channel: grpc.Channel
+    ) -> None:
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.addr = {p: f"127.0.0.1:{free_port()}" for p in ("9999", "10000")}
         for party, other in (("9999", "10000"), ("10000", "9999")):
+            extra = {} if fsync == "always" else {"spool": {"fsync": fsync}}  # default: any version
             doc = gateway_document(
                 party,
-                listen=addr[party],
-                data_dir=root / f"gw-{party}",
-                routes={other: addr[other]},
+                listen=self.addr[party],
+                data_dir=root / f"gw-{fsync}-{party}",
+                routes={other: self.addr[other]},
                 files=files,
                 log_level="WARNING",
                 limits={"chunk_bytes": chunk},
+                **extra,
             )
-            config = write_config(root / f"gw-{party}.json", doc)
-            port_file = root / f"gw-{party}.port"
-            log = (root / f"gw-{party}.log").open("wb")
-            procs[party] = subprocess.Popen(
+            config = write_config(root / f"gw-{fsync}-{party}.json", doc)
+            port_file = root / f"gw-{fsync}-{party}.port"
+            log = (root / f"gw-{fsync}-{party}.log").open("wb")
+            self.procs[party] = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
@@ -152,22 +240,142 @@ def main() -> int:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            wait_port_file(port_file, procs[party])
-        raw_port_file = root / "raw.port"
-        host_files = files["10000"]
-        procs["raw"] = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--raw-server",
-                str(host_files.gateway_cert),
-                str(host_files.gateway_key),
-                str(files["9999"].ca_cert),
-                str(raw_port_file),
-            ]
+            wait_port_file(port_file, self.procs[party])
+        self.files = files
+        self.chunk = chunk
+        self.raw_channel = raw_channel
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run_size(parties: Parties, size_mib: int, runs: int, raw_pid: int) -> Series:
+    value = make_value(size_mib)
+    series = Series()
+    # One endpoint per party for the whole series, as a task would use it (the TLS handshakes are
+    # not part of the measurement; the raw channel is reused too).
+    session = FederationSession(f"bench{size_mib}x{os.getpid()}", "t", 0, GUEST, (GUEST, HOST))
+    guest = GrpcFederation(
+        session, client_config("9999", parties.addr["9999"], parties.files, chunk_bytes=parties.chunk)
+    )
+    receiver = Receiver(client_config("10000", parties.addr["10000"], parties.files), session.session_id)
+    gateway_pids = [parties.procs["9999"].pid, parties.procs["10000"].pid]
+    fed_pids = [os.getpid(), *gateway_pids, receiver.proc.pid]
+    try:
+        guest.remote(0, "warmup", "0", [HOST])
+        receiver.start_get("warmup", "0", 0)
+        receiver.finish_get()
+        for run in range(runs):
+            cpu0 = cpu_seconds(os.getpid()) + cpu_seconds(raw_pid)
+            series.raw.append(raw_transfer(parties.raw_channel, value, parties.chunk))
+            series.cpu_raw.append(cpu_seconds(os.getpid()) + cpu_seconds(raw_pid) - cpu0)
+
+            start = time.monotonic()
+            guest.remote(value, "seq", str(run), [HOST])
+            sent = time.monotonic()
+            receiver.start_get("seq", str(run), size_mib if run == 0 else 0)
+            done = receiver.finish_get()
+            series.sequential.append((done - start, sent - start, done - sent))
+
+            receiver.start_get("wait", str(run), size_mib if run == 0 else 0)
+            time.sleep(0.2)  # let the receiver's Pull reach the gateway and wait there
+            before = [cpu_seconds(p) for p in fed_pids]
+            start = time.monotonic()
+            guest.remote(value, "wait", str(run), [HOST])
+            done = receiver.finish_get()
+            series.waiting.append(done - start)
+            series.cpu_fed.append(tuple(cpu_seconds(p) - b for p, b in zip(fed_pids, before, strict=True)))
+    finally:
+        guest.close()
+        receiver.close()
+    series.rss = (vm_hwm(gateway_pids[0]) / MiB, vm_hwm(gateway_pids[1]) / MiB)
+    return series
+
+
+def report(results: dict[tuple[str, int], Series], chunk_mib: int) -> None:
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"\nchunk {chunk_mib} MiB, mTLS everywhere, {os.cpu_count()} CPUs, load average {' '.join(load)}")
+    print(
+        "| size | spool.fsync | federation MB/s: sequential (remote / get) | federation MB/s: receiver "
+        "waiting | raw grpcio MB/s | ratio sequential | ratio waiting | guest gw peak RSS "
+        "| host gw peak RSS |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    cpu_rows = []
+    for (fsync, size_mib), s in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        mb = float(size_mib)
+        seq = statistics.median(t[0] for t in s.sequential)
+        remote_t = statistics.median(t[1] for t in s.sequential)
+        get_t = statistics.median(t[2] for t in s.sequential)
+        wait = statistics.median(s.waiting)
+        raw = statistics.median(s.raw)
+        label = f"{size_mib} MiB" if size_mib < 1024 else f"{size_mib // 1024} GiB"
+        print(
+            f"| {label} | {fsync} | {mb / seq:.0f} ({mb / remote_t:.0f} / {mb / get_t:.0f}) | {mb / wait:.0f} "
+            f"| {mb / raw:.0f} | {raw / seq:.2f} | {raw / wait:.2f} | {s.rss[0]:.0f} MiB | {s.rss[1]:.0f} MiB |"
         )
-        wait_port_file(raw_port_file, procs["raw"])
-        guest_files = files["9999"]
+        # CPU accounting has clock-tick resolution: sum over all runs before dividing.
+        gib = len(s.cpu_fed) * mb / 1024
+        parts = [sum(run[i] for run in s.cpu_fed) / gib for i in range(4)]
+        cpu_rows.append((label, fsync, parts, sum(s.cpu_raw) / (len(s.cpu_raw) * mb / 1024)))
+    print(
+        "(MB/s = MiB/s; medians of the runs; ratio = raw time / federation time; RSS = kernel "
+        "high-water mark of the gateway process since it started, i.e. after all sizes up to that row)"
+    )
+    print(
+        "\n| size | spool.fsync | CPU s per GiB, receiver waiting: sender + guest gw + host gw + receiver "
+        "= total | raw: client + server |"
+    )
+    print("|---|---|---|---|")
+    for label, fsync, parts, raw_cpu in cpu_rows:
+        print(
+            f"| {label} | {fsync} | {' + '.join(f'{p:.1f}' for p in parts)} = {sum(parts):.1f} | {raw_cpu:.1f} |"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 1024], help="object sizes in MiB")
+    parser.add_argument("--chunk", type=int, default=1, help="chunk size in MiB (client and gateways)")
+    parser.add_argument("--fsync", choices=("always", "never", "both"), default="both")
+    parser.add_argument("--runs", type=int, default=0, help="runs per size (default: 20 / 5 / 3 by size)")
+    parser.add_argument(
+        "--raw-server", nargs=4, metavar=("CERT", "KEY", "CA", "PORT_FILE"), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--receiver", nargs=2, metavar=("CONFIG", "SESSION"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.raw_server:
+        raw_server(*args.raw_server)
+        return 0
+    if args.receiver:
+        receiver(*args.receiver)
+        return 0
+
+    chunk = args.chunk * MiB
+    root = Path(tempfile.mkdtemp(prefix="bench-federation-"))
+    files = provision(root / "pki", ["9999", "10000"])
+    host_files, guest_files = files["10000"], files["9999"]
+    raw_port_file = root / "raw.port"
+    raw_proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--raw-server",
+            str(host_files.gateway_cert),
+            str(host_files.gateway_key),
+            str(guest_files.ca_cert),
+            str(raw_port_file),
+        ]
+    )
+    results: dict[tuple[str, int], Series] = {}
+    try:
+        wait_port_file(raw_port_file, raw_proc)  # type: ignore[arg-type]
         raw_channel = grpc.secure_channel(
             f"127.0.0.1:{raw_port_file.read_text()}",
             grpc.ssl_channel_credentials(
@@ -180,73 +388,21 @@ def main() -> int:
                 ("grpc.max_send_message_length", 64 * MiB),
             ],
         )
-
-        rows = []
-        for size_mib in sorted(args.sizes):
-            size = size_mib * MiB
-            value = np.random.default_rng(size_mib).random(size // 8)
-            runs = 20 if size_mib <= 4 else (3 if size_mib <= 256 else 1)
-            fed_times, raw_times = [], []
-            # One endpoint per party for the whole series, as a task would use it (the TLS
-            # handshakes are not part of the measurement; the raw channel is reused too).
-            session = FederationSession(f"bench_{size_mib}_{os.getpid()}", "t", 0, GUEST, (GUEST, HOST))
-            guest = GrpcFederation(session, client_config("9999", addr["9999"], files, chunk_bytes=chunk))
-            host = GrpcFederation(session.with_local(HOST), client_config("10000", addr["10000"], files))
-            guest.remote(0, "warmup", "0", [HOST])
-            host.get("warmup", "0", [GUEST], timeout=60)
-            for run in range(runs):
-                raw_times.append(raw_transfer(raw_channel, value, chunk))
-                start = time.perf_counter()
-                guest.remote(value, "x", str(run), [HOST])
-                sent = time.perf_counter()
-                [received] = host.get("x", str(run), [GUEST], timeout=600)
-                done = time.perf_counter()
-                fed_times.append((done - start, sent - start, done - sent))
-                if run == 0:
-                    assert hashlib.sha256(received.data).digest() == hashlib.sha256(value.data).digest()
-                del received
-            guest.close()
-            host.close()
-            fed = statistics.median(t[0] for t in fed_times)
-            remote_t = statistics.median(t[1] for t in fed_times)
-            get_t = statistics.median(t[2] for t in fed_times)
-            raw = statistics.median(raw_times)
-            rows.append(
-                (
-                    size_mib,
-                    size / MiB / fed,
-                    size / MiB / remote_t,
-                    size / MiB / get_t,
-                    size / MiB / raw,
-                    raw / fed,
-                    vm_hwm(procs["9999"].pid) / MiB,
-                    vm_hwm(procs["10000"].pid) / MiB,
-                )
-            )
-            print(f"done {size_mib} MiB", file=sys.stderr)
-        raw_channel.close()
-        print(f"\nchunk {args.chunk} MiB, mTLS everywhere, {os.cpu_count()} CPUs")
-        header = (
-            "| size | federation MB/s (remote+get) | remote MB/s | get MB/s | raw grpcio MB/s | ratio "
-            "| guest gw peak RSS | host gw peak RSS |"
-        )
-        print(header)
-        print("|---|---|---|---|---|---|---|---|")
-        for size_mib, fed_rate, remote_rate, get_rate, raw_rate, ratio, rss_g, rss_h in rows:
-            label = f"{size_mib} MiB" if size_mib < 1024 else f"{size_mib // 1024} GiB"
-            print(
-                f"| {label} | {fed_rate:.0f} | {remote_rate:.0f} | {get_rate:.0f} | {raw_rate:.0f} | {ratio:.2f} "
-                f"| {rss_g:.0f} MiB | {rss_h:.0f} MiB |"
-            )
-        print("(MB/s = MiB/s; RSS = kernel high-water mark of the gateway process since start)")
-    finally:
-        for proc in procs.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
+        policies = ["always", "never"] if args.fsync == "both" else [args.fsync]
+        for fsync in policies:
+            parties = Parties(root, files, chunk, fsync, raw_channel)
             try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                for size_mib in sorted(args.sizes):
+                    runs = args.runs or (20 if size_mib <= 4 else (5 if size_mib <= 256 else 3))
+                    results[(fsync, size_mib)] = run_size(parties, size_mib, runs, raw_proc.pid)
+                    print(f"done fsync={fsync} {size_mib} MiB", file=sys.stderr)
+            finally:
+                parties.close()
+        raw_channel.close()
+        report(results, args.chunk)
+    finally:
+        raw_proc.send_signal(signal.SIGTERM)
+        raw_proc.wait(15)
     return 0
 
 
