@@ -7,10 +7,11 @@ with the job, so a party never needs the initiator's job file.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from fate_airflow.core.files import atomic_write_bytes
 
 #: Suffix of received plan files (``<dag_id>.plan.json``).
 RECEIVED_SUFFIX = ".plan.json"
@@ -18,14 +19,10 @@ RECEIVED_SUFFIX = ".plan.json"
 
 def write_received_plan(folder: Path, dag_id: str, plan: Mapping[str, Any], conf: Mapping[str, Any]) -> Path:
     """Store ``plan`` for ``dag_id`` atomically (a DAG parse never sees half a file)."""
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{dag_id}{RECEIVED_SUFFIX}"
-    tmp = folder / f".{dag_id}.tmp"
     initiator = str(plan.get("initiator", {}).get("party_id", ""))
-    tmp.write_text(
-        json.dumps({"dag_id": dag_id, "initiator": initiator, "plan": plan, "conf": dict(conf)}, indent=1)
-    )
-    os.replace(tmp, target)
+    record = {"dag_id": dag_id, "initiator": initiator, "plan": plan, "conf": dict(conf)}
+    atomic_write_bytes(target, json.dumps(record, indent=1).encode())
     return target
 
 

@@ -9,6 +9,7 @@ Data-dir layout (``<data_dir>`` = ``PartyTaskRequest.data_dir`` or ``$FATE_AIRFL
 
 from __future__ import annotations
 
+from fate_airflow.core.paths import encode_component, validate_identifier
 from fate_airflow.storage.artifacts import (
     ARTIFACT_SCHEME,
     ArtifactAddress,
@@ -26,7 +27,6 @@ from fate_airflow.storage.computing import (
     choose_computing,
     default_computing,
 )
-from fate_airflow.storage.identifiers import encode_component, validate_identifier
 from fate_airflow.storage.table import LocalParquetEngine, Location, StorageEngine, Table, TableMeta
 from fate_airflow.storage.tables import DATA_DIR_ENV, TableStore, resolve_data_dir, table_uri
 from fate_airflow.storage.upload import (

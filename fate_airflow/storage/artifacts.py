@@ -20,14 +20,14 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from fate_airflow.core.errors import StorageError
+from fate_airflow.core.files import atomic_write_bytes
+from fate_airflow.core.paths import encode_component, validate_identifier
 from fate_airflow.core.types import Party
-from fate_airflow.storage.identifiers import encode_component, validate_identifier
 from fate_airflow.storage.table import (
     LocalParquetEngine,
     Location,
     StorageEngine,
     Table,
-    atomic_write_bytes,
 )
 
 ARTIFACT_SCHEME = "fate-artifact"

@@ -14,7 +14,7 @@ import os
 import shutil
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fate_airflow.core.errors import StorageError
+from fate_airflow.core.files import atomic_directory
 
 #: Where a table lives inside an engine: safe path components, e.g. ``("tables", "experiment", "t")``.
 Location: TypeAlias = tuple[str, ...]
@@ -180,64 +181,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some filesystems do not allow opening directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_directory(final: Path, fill: Callable[[Path], None], *, overwrite: bool) -> None:
-    """Create directory ``final`` by filling a hidden sibling and renaming it into place.
-
-    Readers never see a half-filled directory; when ``fill`` raises, the temporary is removed and
-    ``final`` is untouched. An existing ``final`` is replaced only when ``overwrite`` is true (it is
-    first renamed aside, so a crash between the two renames leaves the old or the new version).
-
-    :raises StorageError: ``final`` exists and ``overwrite`` is false.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    try:
-        fill(tmp)
-        _fsync_dir(tmp)
-        if final.exists():
-            if not overwrite:
-                raise StorageError(f"{final} already exists")
-            trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex}"
-            final.rename(trash)
-            tmp.rename(final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(final)
-        _fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file via a temporary sibling + fsync + rename (readers see old or new, never half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 class LocalParquetEngine(StorageEngine):
     """Tables as ``<root>/<location...>/{data.parquet, meta.json}`` (pyarrow, one file per table)."""
 
@@ -336,6 +279,4 @@ __all__ = [
     "StorageEngine",
     "Table",
     "TableMeta",
-    "atomic_directory",
-    "atomic_write_bytes",
 ]

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from fate_airflow.core.errors import StorageError
-from fate_airflow.storage.identifiers import validate_identifier
+from fate_airflow.core.paths import validate_identifier
 from fate_airflow.storage.table import LocalParquetEngine, Location, StorageEngine, Table, TableMeta
 
 #: Environment variable naming the party's data dir when no ``--data-dir`` is given.

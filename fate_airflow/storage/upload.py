@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fate_airflow.core.errors import StorageError
-from fate_airflow.storage.identifiers import validate_identifier
+from fate_airflow.core.paths import validate_identifier
 from fate_airflow.storage.table import Table, TableMeta
 from fate_airflow.storage.tables import TableStore
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from fate_airflow.core.errors import StorageError
+from fate_airflow.core.files import atomic_write_bytes
+from fate_airflow.core.paths import encode_component, validate_identifier
 from fate_airflow.core.types import Party
-from fate_airflow.tracking._files import check_name, encode, write_atomic
 
 
 class MetricsStore:
@@ -26,8 +27,8 @@ class MetricsStore:
     def _path(self, job_id: str, task_name: str, party: Party) -> Path:
         return (
             self.root
-            / encode(job_id)
-            / check_name(task_name, "task name")
+            / encode_component(job_id)
+            / validate_identifier(task_name, "task name")
             / f"{party.role}#{party.party_id}.json"
         )
 
@@ -47,7 +48,7 @@ class MetricsStore:
             data = json.dumps(body, indent=2, sort_keys=True, default=str).encode()
         except (TypeError, ValueError) as exc:
             raise StorageError(f"metrics of {task_name} at {party} are not JSON-serialisable: {exc}") from exc
-        write_atomic(self._path(job_id, task_name, party), data)
+        atomic_write_bytes(self._path(job_id, task_name, party), data)
 
     def load(self, job_id: str, task_name: str, party: Party) -> dict[str, Any] | None:
         """The recorded ``{task_version, metrics, summary}``, or None."""

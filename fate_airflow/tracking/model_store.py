@@ -30,8 +30,9 @@ from urllib.parse import quote, unquote, urlsplit
 import numpy as np
 
 from fate_airflow.core.errors import StorageError
+from fate_airflow.core.files import atomic_directory, atomic_write_bytes
+from fate_airflow.core.paths import encode_component, validate_identifier
 from fate_airflow.core.types import Party
-from fate_airflow.tracking._files import check_name, encode, write_atomic
 
 MODEL_SCHEME = "fate-model"
 EXPORT_FORMAT = "fate-airflow-model/1"
@@ -74,7 +75,7 @@ class ModelKey:
             Party(self.role, self.party_id)
         except ValueError as exc:
             raise StorageError(str(exc)) from None
-        check_name(self.task_name, "task name")
+        validate_identifier(self.task_name, "task name")
 
     @property
     def party_model_id(self) -> str:
@@ -143,7 +144,7 @@ class ModelVersionInfo:
 
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     for name, arr in arrays.items():
-        check_name(name, "array name")
+        validate_identifier(name, "array name")
         if arr.dtype.hasobject:
             raise StorageError(f"model array {name!r} has dtype object; only numeric arrays are stored")
     buf = io.BytesIO()
@@ -163,7 +164,7 @@ class ModelStore:
         self.root = Path(data_dir) / _MODELS
 
     def _version_dir(self, pmid: str, model_version: str) -> Path:
-        return self.root / encode(pmid, keep="#") / encode(model_version)
+        return self.root / encode_component(pmid, keep="#") / encode_component(model_version)
 
     def _dir(self, key: ModelKey) -> Path:
         return self._version_dir(key.party_model_id, key.model_version) / key.task_name
@@ -198,24 +199,11 @@ class ModelStore:
         return key.uri
 
     def _write_dir(self, final: Path, files: Mapping[str, bytes], *, overwrite: bool) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
-        tmp.mkdir()
-        try:
+        def fill(tmp: Path) -> None:
             for name, data in files.items():
-                write_atomic(tmp / name, data)
-            if final.exists():
-                if not overwrite:
-                    raise StorageError(f"{final} already exists")
-                trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex}"
-                final.rename(trash)
-                tmp.rename(final)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                tmp.rename(final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                atomic_write_bytes(tmp / name, data)
+
+        atomic_directory(final, fill, overwrite=overwrite)
 
     def exists(self, key: ModelKey) -> bool:
         """Whether the component's share is stored."""
@@ -294,7 +282,7 @@ class ModelStore:
             raise StorageError(f"model {pmid} version {model_version} not found at this party")
         dest = Path(dest)
         if dest.is_dir():
-            dest = dest / f"{encode(pmid)}__{encode(model_version)}.zip"
+            dest = dest / f"{encode_component(pmid)}__{encode_component(model_version)}.zip"
         base = self._version_dir(pmid, model_version)
         first = json.loads((base / components[0] / "meta.json").read_text(encoding="utf-8"))
         manifest = {
@@ -312,7 +300,7 @@ class ModelStore:
             for comp in components:
                 for fname in _FILES:
                     zf.write(base / comp / fname, f"{comp}/{fname}")
-        write_atomic(dest, buf.getvalue())
+        atomic_write_bytes(dest, buf.getvalue())
         return dest
 
     def import_zip(self, source: str | Path, *, overwrite: bool = False) -> ModelVersionInfo:
@@ -345,7 +333,7 @@ class ModelStore:
             pmid, version = str(manifest["party_model_id"]), str(manifest["model_version"])
             if pmid != party_model_id(manifest["role"], str(manifest["party_id"]), manifest["model_id"]):
                 raise StorageError(f"{source}: manifest party_model_id does not match role/party_id/model_id")
-            components = [check_name(c, "component name") for c in manifest["components"]]
+            components = [validate_identifier(c, "component name") for c in manifest["components"]]
             expected = {"manifest.json"} | {f"{c}/{f}" for c in components for f in _FILES}
             names = set(zf.namelist())
             if names != expected:
@@ -372,7 +360,7 @@ class ModelStore:
         try:
             for comp in components:
                 for fname in _FILES:
-                    write_atomic(staged / comp / fname, contents[f"{comp}/{fname}"])
+                    atomic_write_bytes(staged / comp / fname, contents[f"{comp}/{fname}"])
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 trash = target.parent / f".trash-{target.name}-{uuid.uuid4().hex}"

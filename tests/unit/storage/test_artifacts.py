@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from fate_airflow.core.errors import StorageError
+from fate_airflow.core.paths import decode_component, encode_component
 from fate_airflow.core.types import Party
 from fate_airflow.storage import (
     ArtifactAddress,
@@ -15,7 +16,6 @@ from fate_airflow.storage import (
     Table,
     declared_key,
 )
-from fate_airflow.storage.identifiers import decode_component, encode_component
 
 JOB = "manual__2026-11-27T10:00:00.123+00:00"
 GUEST = Party("guest", "9999")

@@ -1,5 +1,7 @@
 """Names that end up in file paths: validated (tables, tasks, keys) or encoded (job ids).
 
+Shared by the storage and tracking stores (independent siblings), hence in ``core``.
+
 Table namespaces and names are plain identifiers chosen by users, so they are *validated*: a name that
 looks like a path is an error, never silently rewritten. Job ids are chosen by Airflow
 (``manual__2026-11-27T10:00:00.123+00:00``) and must be accepted as they are, so they are *encoded*
@@ -36,15 +38,17 @@ def validate_identifier(value: object, what: str) -> str:
     return value
 
 
-def encode_component(value: str) -> str:
+def encode_component(value: str, keep: str = "") -> str:
     """Encode any non-empty string as one safe, reversible path component (percent-encoding).
+
+    ``keep`` lists extra characters left as they are (e.g. ``#`` in FATE's party model ids).
 
     ``manual__2026-11-27T10:00:00.123+00:00`` becomes ``manual__2026-11-27T10%3A00%3A00.123%2B00%3A00``.
     A leading dot is encoded too, so the result is never ``.``/``..`` or a hidden file.
     """
     if not value:
         raise StorageError("cannot encode an empty name as a path component")
-    encoded = quote(value, safe="")
+    encoded = quote(value, safe=keep)
     if encoded.startswith("."):
         encoded = "%2E" + encoded[1:]
     return encoded

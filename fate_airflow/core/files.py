@@ -1,0 +1,77 @@
+"""Crash-safe file writes shared by every store (tables, artifacts, models, metrics, received plans).
+
+Readers must never see half a file or half a directory: content goes to a hidden sibling, is
+fsynced, and is renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from fate_airflow.core.errors import StorageError
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable (best effort where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some filesystems do not allow opening directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_directory(final: Path, fill: Callable[[Path], None], *, overwrite: bool) -> None:
+    """Create directory ``final`` by filling a hidden sibling and renaming it into place.
+
+    Readers never see a half-filled directory; when ``fill`` raises, the temporary is removed and
+    ``final`` is untouched. An existing ``final`` is replaced only when ``overwrite`` is true (it is
+    first renamed aside, so a crash between the two renames leaves the old or the new version).
+
+    :raises StorageError: ``final`` exists and ``overwrite`` is false.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        fsync_dir(tmp)
+        if final.exists():
+            if not overwrite:
+                raise StorageError(f"{final} already exists")
+            trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex}"
+            final.rename(trash)
+            tmp.rename(final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(final)
+        fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file via a temporary sibling + fsync + rename (readers see old or new, never half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["atomic_directory", "atomic_write_bytes", "fsync_dir"]
