@@ -90,10 +90,10 @@ def _metrics(view: JobView) -> dict[str, Any]:
                 metrics = data.get("metrics") if isinstance(data, dict) else None
                 if metrics and role == "guest":
                     found[task.task_name] = metrics
-    for task_name, metrics in found.items():
+    for metrics in found.values():
         if "auc" in metrics:
-            return {"component": task_name, **metrics}
-    return {k: v for k, v in found.items()}
+            return dict(metrics)
+    return found
 
 
 def summarise(view: JobView, dag_id: str) -> dict[str, Any]:
@@ -143,61 +143,64 @@ def run_demo(
     started = time.monotonic()
     say(f"fate-airflow demo: parties {GUEST} (guest) and {HOST} (host + arbiter) under {home}")
     try:
-        say("initialising parties (certificates, Airflow metadata DBs) ...")
-        fed.init()
-        say("starting each party's Airflow (api-server, scheduler, dag-processor, triggerer) and gateway ...")
-        fed.up()
-        for pid, cfg in fed.parties.items():
-            user, password = admin_credentials(cfg)
-            say(
-                f"  party {pid}: UI {cfg.api_url} (login {user} / {password}), gateway {cfg.gateway_address} (mTLS)"
-            )
-        prepare(fed, job, say)
-        rest = fed.rest(GUEST)
-        rest.wait_dag(job.dag_id)
-        say(f"DAG {job.dag_id} is live at the guest; triggering it through the Airflow REST API ...")
-        job_id = rest.trigger(job.dag_id)
-        say(f"job id {job_id} (the DAG run id, identical at every party)")
-
-        def progress(view: JobView) -> None:
-            cells = ", ".join(
-                f"{t.task_name}={t.status}" + (f"(v{t.task_version})" if t.task_version > 0 else "")
-                for t in view.tasks
-            )
-            say(f"  [{time.monotonic() - started:6.1f}s] {view.status}: {cells}")
-
-        view = fed.wait_job(job_id, timeout=timeout, on_change=progress)
-        summary = summarise(view, job.dag_id)
-        say("")
-        say(f"job {job_id}: {view.status}" + (f" ({view.reason})" if view.reason else ""))
-        for p in summary["parties"]:
-            say(f"  {p['role']:8s} {p['party_id']:>6s}: {p['status']}")
-        if summary["metrics"]:
-            say("  metrics (guest): " + ", ".join(f"{k}={v}" for k, v in summary["metrics"].items()))
-        say(f"total {time.monotonic() - started:.1f} s")
-        if keep_running:
-            say("parties left running; stop them with `make down`")
-        say(json.dumps(summary))
-        return 0 if view.status == "success" else 1
+        summary = _run(fed, job, say, started, timeout)
     except FateAirflowError as exc:
         say(f"demo failed: {exc}")
-        say(
-            json.dumps(
-                {
-                    "job_id": None,
-                    "dag_id": job.dag_id,
-                    "status": "failed",
-                    "parties": [],
-                    "metrics": {},
-                    "reason": str(exc),
-                }
-            )
-        )
-        return 1
+        summary = {
+            "job_id": None,
+            "dag_id": job.dag_id,
+            "status": "failed",
+            "parties": [],
+            "metrics": {},
+            "reason": str(exc),
+        }
     finally:
-        if not keep_running:
+        if keep_running:
+            say("parties left running; stop them with `make down`")
+        else:
             say("stopping the parties ...")
             fed.down()
+    # The last stdout line is the machine-readable result.
+    say(json.dumps(summary))
+    return 0 if summary["status"] == "success" else 1
+
+
+def _run(
+    fed: LocalFederation, job: DemoJob, say: Callable[[str], None], started: float, timeout: float
+) -> dict[str, Any]:
+    say("initialising parties (certificates, Airflow metadata DBs) ...")
+    fed.init()
+    say("starting each party's Airflow (api-server, scheduler, dag-processor, triggerer) and gateway ...")
+    fed.up()
+    for pid, cfg in fed.parties.items():
+        user, password = admin_credentials(cfg)
+        say(
+            f"  party {pid}: UI {cfg.api_url} (login {user} / {password}), gateway {cfg.gateway_address} (mTLS)"
+        )
+    prepare(fed, job, say)
+    rest = fed.rest(GUEST)
+    rest.wait_dag(job.dag_id)
+    say(f"DAG {job.dag_id} is live at the guest; triggering it through the Airflow REST API ...")
+    job_id = rest.trigger(job.dag_id)
+    say(f"job id {job_id} (the DAG run id, identical at every party)")
+
+    def progress(view: JobView) -> None:
+        cells = ", ".join(
+            f"{t.task_name}={t.status}" + (f"(v{t.task_version})" if t.task_version > 0 else "")
+            for t in view.tasks
+        )
+        say(f"  [{time.monotonic() - started:6.1f}s] {view.status or 'submitting'}: {cells}")
+
+    view = fed.wait_job(job_id, timeout=timeout, on_change=progress)
+    summary = summarise(view, job.dag_id)
+    say("")
+    say(f"job {job_id}: {view.status}" + (f" ({view.reason})" if view.reason else ""))
+    for p in summary["parties"]:
+        say(f"  {p['role']:8s} {p['party_id']:>6s}: {p['status']}")
+    if summary["metrics"]:
+        say("  metrics (guest): " + ", ".join(f"{k}={v}" for k, v in summary["metrics"].items()))
+    say(f"total {time.monotonic() - started:.1f} s")
+    return summary
 
 
 def bring_up(home: Path, *, job_name: str = "hetero_lr", out: TextIO = sys.stdout) -> int:
