@@ -8,32 +8,36 @@ not built yet are listed in :data:`PLANNED`: a job using them plans, but running
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Literal
 
 from fate_airflow.components.api import Component
-from fate_airflow.components.data_transform import DataTransform
-from fate_airflow.components.evaluation import Evaluation
-from fate_airflow.components.feature_scale import FeatureScale
-from fate_airflow.components.hetero_lr import HeteroLR
-from fate_airflow.components.intersection import Intersection
-from fate_airflow.components.reader import Reader
-from fate_airflow.components.toy_example import ToyExample
 from fate_airflow.core.errors import ComponentError, NotImplementedComponentError
 
-#: Implemented components.
-IMPLEMENTED: Mapping[str, type[Component]] = MappingProxyType(
+#: Implemented components: id → ``module:Class``. Imported on first use, so a task pays only for
+#: its own component's dependencies (scikit-learn for evaluation, Paillier for hetero LR, ...).
+IMPLEMENTED: Mapping[str, str] = MappingProxyType(
     {
-        "reader@1.0.0": Reader,
-        "data_transform@1.0.0": DataTransform,
-        "feature_scale@1.0.0": FeatureScale,
-        "intersection@1.0.0": Intersection,
-        "hetero_lr@1.0.0": HeteroLR,
-        "evaluation@1.0.0": Evaluation,
-        "toy_example@1.0.0": ToyExample,
+        "reader@1.0.0": "fate_airflow.components.reader:Reader",
+        "data_transform@1.0.0": "fate_airflow.components.data_transform:DataTransform",
+        "feature_scale@1.0.0": "fate_airflow.components.feature_scale:FeatureScale",
+        "intersection@1.0.0": "fate_airflow.components.intersection:Intersection",
+        "hetero_lr@1.0.0": "fate_airflow.components.hetero_lr:HeteroLR",
+        "evaluation@1.0.0": "fate_airflow.components.evaluation:Evaluation",
+        "toy_example@1.0.0": "fate_airflow.components.toy_example:ToyExample",
     }
 )
+
+
+def component_class(implementation: str) -> type[Component]:
+    """The class implementing ``implementation`` (imports its module). :raises KeyError: not implemented."""
+    module, _, name = IMPLEMENTED[implementation].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert isinstance(cls, type) and issubclass(cls, Component)
+    return cls
+
 
 #: Catalogued but not implemented yet.
 PLANNED: frozenset[str] = frozenset(
@@ -86,9 +90,8 @@ def get_component(implementation: str, component: str = "") -> Component:
     :raises NotImplementedComponentError: the id is catalogued but not implemented yet.
     :raises ComponentError: the id is unknown.
     """
-    cls = IMPLEMENTED.get(implementation)
-    if cls is not None:
-        return cls()
+    if implementation in IMPLEMENTED:
+        return component_class(implementation)()
     label = component or implementation.split("@")[0]
     if implementation in PLANNED:
         raise NotImplementedComponentError(f"component {label} ({implementation}) is not implemented yet")
@@ -97,4 +100,4 @@ def get_component(implementation: str, component: str = "") -> Component:
     )
 
 
-__all__ = ["IMPLEMENTED", "PLANNED", "catalogue", "get_component", "status"]
+__all__ = ["IMPLEMENTED", "PLANNED", "catalogue", "component_class", "get_component", "status"]

@@ -69,7 +69,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
         put_table(federation, HOST, "breast_hetero_mini_host.csv", "itest", "breast_hetero_mini_host", None)
         put_table(federation, GUEST, "breast_hetero_mini_guest.csv", "itest", "rerun_guest", "y")
         rest = federation.rest(GUEST)
-        for dag_id in ("toy2", "toyfar", "reader2", "lr2", "lr3"):
+        for dag_id in ("toy2", "toyfar", "toytimeout", "reader2", "reader3", "lr2", "lr3"):
             rest.wait_dag(dag_id)
         yield federation
     finally:
@@ -250,6 +250,60 @@ def test_rerun_from_the_failed_component_runs_version_plus_one_everywhere(fed: L
         )
         for task in ("reader_0", "data_transform_0"):
             assert fate_record(fed, party, "reader2", job, task)["task_version"] == 1, (party, task)
+
+
+def test_clearing_the_failed_task_in_the_initiators_ui_reruns_it_everywhere(fed: LocalFederation) -> None:
+    job = trigger(fed, "reader3")
+    view = wait_end(fed, job)
+    assert view.status == "failed"
+    assert "rerun_host_ui" in view.reason
+    put_table(fed, HOST, "breast_hetero_mini_host.csv", "itest", "rerun_host_ui", None)
+    # What the UI's "Clear" (with downstream) does at the initiator: nothing else is called.
+    resp = fed.rest(GUEST).request(
+        "POST",
+        "/api/v2/dags/reader3/clearTaskInstances",
+        json={
+            "dag_run_id": job,
+            "task_ids": ["reader_0"],
+            "include_downstream": True,
+            "only_failed": False,
+            "dry_run": False,
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    wait_until(lambda: run_state(fed, HOST, "reader3", job) == "success", 180, "host run success")
+    view = wait_end(fed, job)
+    assert view.status == "success", view.reason
+    assert [t.task_version for t in view.tasks] == [1, 1]
+    assert fate_record(fed, HOST, "reader3", job, "reader_0")["task_version"] == 1
+
+
+def test_a_job_timeout_from_the_conf_ends_the_job_everywhere(fed: LocalFederation) -> None:
+    job = trigger(fed, "toytimeout")
+    view = wait_end(fed, job, timeout=120)
+    assert view.status == "timeout"
+    assert view.reason == "job exceeded its timeout of 25 s"
+    for party in (GUEST, HOST):
+        wait_until(
+            lambda p=party: run_state(fed, p, "toytimeout", job) == "failed", 15, f"run stopped at {party}"
+        )
+        assert tis(fed, party, "toytimeout", job)["toy_1"]["state"] == "failed"
+
+
+def test_a_dropped_job_file_appears_in_airflow_within_10_seconds(fed: LocalFederation) -> None:
+    drop = fed.parties[GUEST].drop_folder
+    start = time.monotonic()
+    for suffix in ("dsl", "conf"):
+        shutil.copy(JOBS / f"toy2_{suffix}.json", drop / f"fresh_drop_{suffix}.json")
+    resp = None
+    while time.monotonic() - start < 30:
+        resp = fed.rest(GUEST).request("GET", "/api/v2/dags/fresh_drop")
+        if resp.status_code == 200:
+            break
+        time.sleep(0.25)
+    elapsed = time.monotonic() - start
+    assert resp is not None and resp.status_code == 200
+    assert elapsed <= 10, f"visible after {elapsed:.1f} s"
 
 
 def test_a_job_from_an_initiator_the_host_does_not_allow_is_refused(fed: LocalFederation) -> None:

@@ -47,3 +47,18 @@ def test_running_a_planned_component_never_succeeds(data_dirs: dict[str, str]) -
     for party in (GUEST, HOST):
         assert isinstance(out[party].error, NotImplementedComponentError)
         assert "is not implemented yet" in str(out[party].error)
+
+
+def test_every_implemented_id_resolves_to_a_component_class() -> None:
+    from fate_airflow.components.api import Component
+    from fate_airflow.components.registry import component_class
+
+    for implementation in IMPLEMENTED:
+        assert issubclass(component_class(implementation), Component)
+
+
+def test_the_dsl_catalogue_and_the_registry_agree() -> None:
+    """Every id a job can plan to is either runnable or fails as "not implemented" — none is unknown."""
+    from fate_airflow.dsl.catalogue import BY_IMPLEMENTATION
+
+    assert {i for i in BY_IMPLEMENTATION if status(i) == "unknown"} == set()
