@@ -120,7 +120,7 @@ class FederatedComponentOperator(BaseOperator):
             raise AirflowFailException(f"unexpected reply from the party service: {view!r}")
         return view
 
-    def _ensure_job(self, context: Context, client: GrpcControlClient) -> JobPlan:
+    def _ensure_job(self, context: Context, client: GrpcControlClient) -> tuple[JobPlan, JobView]:
         job_id = context["run_id"]
         view = self._job_view(client, job_id)
         if not view.found:
@@ -154,11 +154,10 @@ class FederatedComponentOperator(BaseOperator):
         plan_dict = view.detail.get("plan")
         if not isinstance(plan_dict, Mapping):
             raise AirflowFailException(f"party service returned no plan for job {job_id}")
-        return JobPlan.from_dict(plan_dict)
+        return JobPlan.from_dict(plan_dict), view
 
-    def _already_done(self, client: GrpcControlClient, job_id: str) -> dict[str, Any] | None:
+    def _already_done(self, view: JobView) -> dict[str, Any] | None:
         """This party's result for the current task version, if it already succeeded (else None)."""
-        view = self._job_view(client, job_id)
         if view.status in _ENDED_BADLY:
             return None
         for task in view.tasks:
@@ -190,9 +189,9 @@ class FederatedComponentOperator(BaseOperator):
         """Create/join the job, prepare, and start now or defer until the initiator says so."""
         client = self._client()
         try:
-            plan = self._ensure_job(context, client)
+            plan, view = self._ensure_job(context, client)
             task = plan.task(self.task_id)
-            done = self._already_done(client, context["run_id"])
+            done = self._already_done(view)
             if done is not None:
                 # An Airflow retry of a share that already succeeded (e.g. after Airflow's
                 # deferral/executor race, apache/airflow#71580): tasks are idempotent, so record the
