@@ -177,6 +177,8 @@ class PartyService:
             self._thread.join(timeout=10)
             self._thread = None
         self._pool.shutdown(wait=False, cancel_futures=True)
+        # Deliveries in flight see the stop flag at their next retry; give them a moment to finish.
+        wait(self._pending, timeout=2.0)
 
     # ------------------------------------------------------------------ create
     def create_job(self, src_party_id: str, cmd: CreateJob) -> CreateJobReply:

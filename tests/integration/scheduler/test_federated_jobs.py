@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import requests
 
 from fate_airflow.deploy.localfed import LocalFederation, create_local_federation
 from fate_airflow.deploy.party import process_pids, write_party_config
@@ -147,6 +148,29 @@ def test_two_party_lr_job_runs_everywhere_with_one_run_id_and_the_same_task_ids(
     assert metrics["auc"] > 0.9
     assert view.tasks[3].task_version == 0
     assert {c.party_id: c.status for c in view.tasks[3].parties} == {GUEST: "success", HOST: "success"}
+
+
+def test_the_plugin_view_shows_the_parties_by_tasks_matrix_at_any_party(fed: LocalFederation) -> None:
+    job = trigger(fed, "toy2")
+    assert wait_end(fed, job).status == "success"
+    # At the host the plugin asks the initiator (through the host's gateway) for the federated view.
+    resp = fed.rest(HOST).request("GET", f"/fate/api/jobs/{quote(job, safe='')}")
+    assert resp.status_code == 200, resp.text
+    matrix = resp.json()
+    assert (matrix["status"], matrix["initiator_party_id"]) == ("success", GUEST)
+    assert [t["task_name"] for t in matrix["tasks"]] == ["toy_0", "toy_1", "toy_2"]
+    assert {p["party_id"]: p["status"] for p in matrix["tasks"][1]["parties"]} == {
+        GUEST: "success",
+        HOST: "success",
+    }
+    page = fed.rest(GUEST).request("GET", "/fate/jobs")
+    assert page.status_code == 200
+    assert job in page.text
+    detail = fed.rest(GUEST).request("GET", f"/fate/jobs/toy2/{quote(job, safe='')}")
+    assert detail.status_code == 200
+    assert "federated status: <b>success</b>" in detail.text
+    anonymous = requests.get(f"{fed.parties[GUEST].api_url}/fate/jobs", timeout=10)
+    assert anonymous.status_code == 401
 
 
 def test_three_party_lr_job(fed: LocalFederation) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -82,7 +83,7 @@ class Federation2:
 
 
 @pytest.fixture
-def fed() -> Federation2:
+def fed() -> Iterator[Federation2]:
     net = InMemoryControlNetwork()
     clock = Clock()
     engines = {GUEST: InMemoryEngine(), HOST: InMemoryEngine()}
@@ -98,7 +99,10 @@ def fed() -> Federation2:
         svc.attach_control(net.client(pid))
         net.register(pid, svc)
         services[pid] = svc
-    return Federation2(net, services[GUEST], services[HOST], engines[GUEST], engines[HOST], clock)
+    yield Federation2(net, services[GUEST], services[HOST], engines[GUEST], engines[HOST], clock)
+    # Background deliveries (with retries) must not outlive the test.
+    for svc in services.values():
+        svc.stop()
 
 
 def submit(fed: Federation2, plan: JobPlan | None = None) -> JobPlan:
