@@ -411,8 +411,11 @@ def init_party(cfg: PartyConfig, *, migrate: bool = True) -> None:
             issue_certificate(cfg.ca_cert.parent, cfg.party_id, "client", cfg.pki_dir / "client")
     cfg.gateway_config_path.write_text(json.dumps(gateway_config_dict(cfg), indent=2))
     env = airflow_env(cfg)
+    # `source party.env` gives a shell this party's Airflow, with the project's `airflow` on PATH.
+    bin_dir = _shell_quote(str(Path(sys.executable).parent))
     (cfg.home / "party.env").write_text(
         "".join(f"export {k}={_shell_quote(v)}\n" for k, v in sorted(env.items()))
+        + f'export PATH={bin_dir}:"$PATH"\n'
     )
     if migrate:
         _run_airflow(cfg, ["db", "migrate"], timeout=300)
