@@ -551,14 +551,34 @@ def stop_party(cfg: PartyConfig, *, timeout: float = 15.0) -> list[str]:
                 os.killpg(pid, signal.SIGKILL)
     for name in pids:
         _pid_file(cfg, name).unlink(missing_ok=True)
+    # Task processes run in groups of their own; none may outlive its party.
+    for proc in party_processes(cfg):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
     return sorted(pids)
 
 
-def kill_gateway(cfg: PartyConfig) -> None:
-    """SIGKILL the gateway (fault tests: a party that dies mid-job)."""
-    pid = process_pids(cfg)[GATEWAY_PROCESS]
-    if pid is not None:
-        os.killpg(pid, signal.SIGKILL)
+def party_processes(cfg: PartyConfig) -> list[psutil.Process]:
+    """Every process of this party, including task processes that left the components' groups.
+
+    Airflow starts each task's supervisor in a process group of its own, so signalling the
+    components' groups does not reach a task that is still running; the party's processes are the
+    ones whose environment names the party's AIRFLOW_HOME.
+    """
+    home = str(cfg.airflow_home)
+    found: list[psutil.Process] = []
+    for proc in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.pid != os.getpid() and proc.environ().get("AIRFLOW_HOME") == home:
+                found.append(proc)
+    return found
+
+
+def kill_party(cfg: PartyConfig) -> None:
+    """SIGKILL every process of the party at once (fault tests: a party whose machine dies)."""
+    for proc in party_processes(cfg):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 __all__ = [
@@ -572,8 +592,9 @@ __all__ = [
     "client_config_dict",
     "gateway_config_dict",
     "init_party",
-    "kill_gateway",
+    "kill_party",
     "load_party_config",
+    "party_processes",
     "process_pids",
     "start_party",
     "stop_party",

@@ -12,9 +12,7 @@ The tests run in file order; the last one kills party 10001.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +26,7 @@ import pytest
 import requests
 
 from fate_airflow.deploy.localfed import LocalFederation, create_local_federation
-from fate_airflow.deploy.party import process_pids, write_party_config
+from fate_airflow.deploy.party import kill_party, write_party_config
 from fate_airflow.federation.api import JobView
 from fate_airflow.storage.tables import TableStore
 from fate_airflow.storage.upload import UploadSpec, upload
@@ -357,9 +355,7 @@ def test_a_job_from_an_initiator_the_host_does_not_allow_is_refused(fed: LocalFe
 def test_a_host_killed_mid_job_is_named_by_the_guest(fed: LocalFederation) -> None:
     job = trigger(fed, "toyfar", {"component_parameters": {"common": {"toy_1": {"sleep_seconds": 120}}}})
     wait_until(lambda: running_everywhere(fed, "toyfar", job, "toy_1", (GUEST, THIRD)), 120, "toy_1 running")
-    for pid in process_pids(fed.parties[THIRD]).values():
-        if pid is not None:
-            os.killpg(pid, signal.SIGKILL)
+    kill_party(fed.parties[THIRD])  # the whole party dies at once: Airflow, tasks and gateway
     start = time.monotonic()
     view = wait_end(fed, job, timeout=PARTY_TIMEOUT + 40)
     elapsed = time.monotonic() - start
