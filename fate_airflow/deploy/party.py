@@ -537,41 +537,48 @@ def wait_healthy(cfg: PartyConfig, *, timeout: float) -> None:
 
 
 def stop_party(cfg: PartyConfig, *, timeout: float = 15.0) -> list[str]:
-    """SIGTERM every component (then SIGKILL stragglers); returns the names that were running."""
+    """SIGTERM every component (then SIGKILL whatever is left); returns the names that were running."""
     pids = {name: pid for name, pid in process_pids(cfg).items() if pid is not None}
+    # Collected before signalling: once a component exits, its children are re-parented to init.
+    procs = party_processes(cfg)
     for pid in pids.values():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
-        time.sleep(0.3)
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
     for pid in pids.values():
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-    for name in pids:
-        _pid_file(cfg, name).unlink(missing_ok=True)
-    # Task processes run in groups of their own; none may outlive its party.
-    for proc in party_processes(cfg):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
+    for pid in pids.values():
+        _alive(pid)  # reap our own children
+    for name in pids:
+        _pid_file(cfg, name).unlink(missing_ok=True)
     return sorted(pids)
 
 
 def party_processes(cfg: PartyConfig) -> list[psutil.Process]:
-    """Every process of this party, including task processes that left the components' groups.
+    """Every process of this party: its components, everything they started, and stray tasks.
 
-    Airflow starts each task's supervisor in a process group of its own, so signalling the
-    components' groups does not reach a task that is still running; the party's processes are the
-    ones whose environment names the party's AIRFLOW_HOME.
+    Airflow starts each task's supervisor in a process group of its own (and renames its processes,
+    which hides their environment), so the party is its components' process trees plus any process
+    whose environment still names the party's AIRFLOW_HOME.
     """
+    found: dict[int, psutil.Process] = {}
+    for pid in process_pids(cfg).values():
+        if pid is None:
+            continue
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                found[proc.pid] = proc
     home = str(cfg.airflow_home)
-    found: list[psutil.Process] = []
     for proc in psutil.process_iter(["pid"]):
         with contextlib.suppress(psutil.Error):
             if proc.pid != os.getpid() and proc.environ().get("AIRFLOW_HOME") == home:
-                found.append(proc)
-    return found
+                found.setdefault(proc.pid, proc)
+    return list(found.values())
 
 
 def kill_party(cfg: PartyConfig) -> None:
