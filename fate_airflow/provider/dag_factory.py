@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Param, conf, get_parsing_context
+from airflow.sdk import DAG, Asset, Param, conf, get_parsing_context
 
 from fate_airflow.core.errors import DslError
 from fate_airflow.deploy.received import RECEIVED_SUFFIX, read_received_plan
@@ -44,6 +44,11 @@ def _params(document: Mapping[str, Any]) -> dict[str, Param]:
             value, description=f"job conf `{key}` (deep-merged into the job file's conf)", **schema
         )
     return params
+
+
+def model_asset(dag_id: str, task_name: str) -> Asset:
+    """The Airflow asset standing for the models a component trains (one event per run and party)."""
+    return Asset(name=f"fate_model__{dag_id}__{task_name}", uri=f"x-fate-model://{dag_id}/{task_name}")
 
 
 def _party_roles(plan: JobPlan, party_id: str | None) -> list[str]:
@@ -113,6 +118,7 @@ def build_job_dag(
                 dsl_path=dsl_path,
                 conf_path=conf_path,
                 doc_md=f"{task.component} ({task.implementation})",
+                outlets=[model_asset(dag_id, task.name)] if task.outputs.get("model") else [],
             )
             for task in plan.tasks
         }
@@ -231,4 +237,4 @@ def load_party_dags(loader_file: str) -> dict[str, DAG]:
     )
 
 
-__all__ = ["build_invalid_dag", "build_job_dag", "load_job_dags", "load_party_dags"]
+__all__ = ["build_invalid_dag", "build_job_dag", "load_job_dags", "load_party_dags", "model_asset"]

@@ -344,12 +344,31 @@ class FederatedComponentOperator(BaseOperator):
                 time.sleep(1.0)
 
     def _record(self, context: Context, result: Mapping[str, Any]) -> None:
-        """Tracking in Airflow's metadata: XCom (``fate``) and the task state store (``fate_status``)."""
+        """Tracking in Airflow's metadata.
+
+        XCom ``fate`` and the task state store ``fate_status`` hold this party's status, version,
+        metrics and output references; components that train a model also emit an asset event whose
+        extra names the stored model(s) (the models themselves stay in the party's model store).
+        """
         context["ti"].xcom_push(key="fate", value=dict(result))
         try:
             context["task_state_store"].set("fate_status", dict(result))
         except Exception as exc:  # the store is an optional 3.3 feature; XCom already has the data
             self.log.debug("task state store unavailable: %s", exc)
+        models: dict[str, Any] = {
+            str(role): uri
+            for role, share in (result.get("roles") or {}).items()
+            for uri in (share.get("outputs") or {}).values()
+            if isinstance(uri, str) and uri.startswith("fate-model://")
+        }
+        for asset in self.outlets:
+            context["outlet_events"][asset].extra = {
+                "job_id": context["run_id"],
+                "party_id": self.party_id,
+                "task_version": result.get("task_version"),
+                "status": result.get("status"),
+                "models": models,
+            }
 
 
 __all__ = ["FederatedComponentOperator", "party_setting"]

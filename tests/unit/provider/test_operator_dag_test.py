@@ -93,6 +93,17 @@ def test_a_single_party_job_runs_its_components_and_tracks_them(
     assert job.conf == override
     dt = next(t for t in job.plan["tasks"] if t["name"] == "data_transform_0")
     assert dt["parties"][0]["parameters"]["missing_fill"] is True  # the trigger conf reached the plan
+    # The component saved a model: an asset event names it (the model stays in the party's store).
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == run.run_id)).all()
+        extras = [e.extra for e in events]
+    assert len(extras) == 1
+    assert extras[0]["task_version"] == 0
+    assert extras[0]["models"]["guest"].startswith("fate-model://")
 
 
 def test_the_placeholder_of_a_broken_job_file_fails_with_its_error(
