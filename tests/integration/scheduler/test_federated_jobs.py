@@ -169,6 +169,20 @@ def test_the_plugin_view_shows_the_parties_by_tasks_matrix_at_any_party(fed: Loc
     assert "federated status: <b>success</b>" in detail.text
     anonymous = requests.get(f"{fed.parties[GUEST].api_url}/fate/jobs", timeout=10)
     assert anonymous.status_code == 401
+    # The same matrix from the command line, asked at the host.
+    out = subprocess.run(
+        [CLI, "job", "query", job, "--json", "--config", str(fed.config_paths[HOST])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    cli_matrix = json.loads(out.stdout)
+    assert cli_matrix["status"] == "success"
+    assert cli_matrix["tasks"][2]["parties"] == {
+        GUEST: {"roles": ["guest"], "status": "success"},
+        HOST: {"roles": ["host"], "status": "success"},
+    }
 
 
 def test_three_party_lr_job(fed: LocalFederation) -> None:
