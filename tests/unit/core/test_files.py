@@ -1,0 +1,54 @@
+"""Crash-safe writes: readers see the old content or the new, never a half-written file or folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fate_airflow.core.errors import StorageError
+from fate_airflow.core.files import atomic_directory, atomic_write_bytes
+from fate_airflow.core.paths import decode_component, encode_component, validate_identifier
+
+
+def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "f.json"
+    atomic_write_bytes(target, b"one")
+    atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in target.parent.iterdir()] == ["f.json"]
+
+
+def test_a_failing_fill_leaves_the_old_directory(tmp_path: Path) -> None:
+    final = tmp_path / "table"
+    atomic_directory(final, lambda d: (d / "x").write_text("old"), overwrite=False)
+
+    def broken(d: Path) -> None:
+        (d / "x").write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_directory(final, broken, overwrite=True)
+    assert (final / "x").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table"]
+
+
+def test_existing_directory_needs_overwrite(tmp_path: Path) -> None:
+    final = tmp_path / "t"
+    atomic_directory(final, lambda d: None, overwrite=False)
+    with pytest.raises(StorageError, match="already exists"):
+        atomic_directory(final, lambda d: None, overwrite=False)
+
+
+def test_job_ids_encode_reversibly_into_one_path_component() -> None:
+    job = "manual__2026-11-27T10:00:00.123+00:00"
+    encoded = encode_component(job)
+    assert "/" not in encoded and ":" not in encoded and "+" not in encoded
+    assert decode_component(encoded) == job
+    assert encode_component("..").startswith("%2E")
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden"])
+def test_paths_are_not_identifiers(bad: str) -> None:
+    with pytest.raises(StorageError):
+        validate_identifier(bad, "table name")
