@@ -150,6 +150,31 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _get_typed(
+    problems: Problems,
+    doc: Doc,
+    parent: Mapping[str, Any],
+    key: str,
+    path: FieldPath,
+    expected: type | tuple[type, ...],
+    label: str,
+    required: bool,
+) -> Any:
+    """``parent[key]`` if it is an ``expected`` instance; else None after recording why.
+
+    A present null counts as missing (a problem only when ``required``).
+    """
+    value = parent.get(key)
+    if value is None:
+        if required:
+            problems.add(doc, path, "missing (required)")
+        return None
+    if not isinstance(value, expected):
+        problems.add(doc, path, f"expected {label}, got {type_name(value)}")
+        return None
+    return value
+
+
 def get_mapping(
     problems: Problems,
     doc: Doc,
@@ -159,19 +184,13 @@ def get_mapping(
     *,
     required: bool = False,
 ) -> Mapping[str, Any] | None:
-    """``parent[key]`` if it is a mapping, else None.
+    """``parent[key]`` if it is a mapping, else None (recording a problem when wrong or missing).
 
-    Records a problem when the value is missing (and required) or not a mapping. ``path`` is the path
-    of ``parent[key]``. A present null counts as missing.
+    ``path`` is the path of ``parent[key]``.
     """
-    value = parent.get(key)
-    if value is None:
-        if required:
-            problems.add(doc, path, "missing (required)")
-        return None
-    if not isinstance(value, Mapping):
-        problems.add(doc, path, f"expected a mapping, got {type_name(value)}")
-        return None
+    value: Mapping[str, Any] | None = _get_typed(
+        problems, doc, parent, key, path, Mapping, "a mapping", required
+    )
     return value
 
 
@@ -185,14 +204,7 @@ def get_list(
     required: bool = False,
 ) -> list[Any] | None:
     """Like :func:`get_mapping` for lists."""
-    value = parent.get(key)
-    if value is None:
-        if required:
-            problems.add(doc, path, "missing (required)")
-        return None
-    if not isinstance(value, list):
-        problems.add(doc, path, f"expected a list, got {type_name(value)}")
-        return None
+    value: list[Any] | None = _get_typed(problems, doc, parent, key, path, list, "a list", required)
     return value
 
 
@@ -206,15 +218,8 @@ def get_str(
     required: bool = False,
 ) -> str | None:
     """Like :func:`get_mapping` for non-empty strings."""
-    value = parent.get(key)
-    if value is None:
-        if required:
-            problems.add(doc, path, "missing (required)")
-        return None
-    if not isinstance(value, str):
-        problems.add(doc, path, f"expected a string, got {type_name(value)}")
-        return None
-    if not value:
+    value: str | None = _get_typed(problems, doc, parent, key, path, str, "a string", required)
+    if value == "":
         problems.add(doc, path, "must not be empty")
         return None
     return value
