@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from fate_airflow.deploy.localfed import RestClient, create_local_federation
+from fate_airflow.deploy.airflow_rest import AirflowRestClient
+from fate_airflow.deploy.localfed import create_local_federation
 from fate_airflow.deploy.party import write_party_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def chain_job() -> tuple[dict[str, object], dict[str, object]]:
     return dsl, conf
 
 
-def timed_run(rest: RestClient, dag_id: str) -> float:
+def timed_run(rest: AirflowRestClient, dag_id: str) -> float:
     start = time.monotonic()
     run_id = rest.trigger(dag_id)
     while True:

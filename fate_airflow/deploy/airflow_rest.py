@@ -24,6 +24,94 @@ from fate_airflow.scheduler.engine import WorkflowEngine
 log = logging.getLogger(__name__)
 
 
+class AirflowRestClient:
+    """Airflow's REST API v2 with token auth (re-login on 401: tokens expire, api-servers restart).
+
+    :param base_url: the api-server, e.g. ``http://127.0.0.1:28080``.
+    :param username: an Airflow user allowed to trigger, clear and fail runs.
+    :param password: its password.
+    """
+
+    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._login = {"username": username, "password": password}
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._token: str | None = None
+        self._token_time = 0.0
+        self._lock = threading.Lock()
+
+    def _auth(self) -> dict[str, str]:
+        with self._lock:
+            if self._token is None or time.time() - self._token_time > 3000:
+                resp = self._session.post(
+                    f"{self.base_url}/auth/token", json=self._login, timeout=self._timeout
+                )
+                if resp.status_code not in (200, 201):
+                    raise SchedulingError(
+                        f"Airflow at {self.base_url} refused the login: {resp.status_code} {resp.text[:200]}"
+                    )
+                self._token = str(resp.json()["access_token"])
+                self._token_time = time.time()
+            return {"Authorization": f"Bearer {self._token}"}
+
+    def request(
+        self, method: str, path: str, *, ok: tuple[int, ...] | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """Authenticated request; with ``ok``, any other status raises :class:`SchedulingError`."""
+        url = f"{self.base_url}{path}"
+        for attempt in range(2):
+            try:
+                resp = self._session.request(
+                    method, url, headers=self._auth(), timeout=self._timeout, **kwargs
+                )
+            except requests.RequestException as exc:
+                raise SchedulingError(f"Airflow at {self.base_url} unreachable: {exc}") from exc
+            if resp.status_code == 401 and attempt == 0:
+                self._token = None
+                continue
+            if ok is not None and resp.status_code not in ok:
+                raise SchedulingError(f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
+            return resp
+        raise SchedulingError(f"{method} {path}: not authorised")
+
+    def wait_dag(self, dag_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the DAG is parsed; returns its REST representation."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            resp = self.request("GET", f"/api/v2/dags/{_q(dag_id)}", ok=(200, 404))
+            if resp.status_code == 200:
+                return dict(resp.json())
+            time.sleep(1.0)
+        raise SchedulingError(f"DAG {dag_id} did not appear at {self.base_url} within {timeout:.0f} s")
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
+        """Trigger a run (Airflow mints the run id unless given); returns the run id = job id."""
+        body: dict[str, Any] = {"logical_date": None, "conf": dict(conf or {})}
+        if run_id:
+            body["dag_run_id"] = run_id
+        resp = self.request("POST", f"/api/v2/dags/{_q(dag_id)}/dagRuns", ok=(200, 201), json=body)
+        return str(resp.json()["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        """State of the run, or None."""
+        resp = self.request("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}", ok=(200, 404))
+        return None if resp.status_code == 404 else str(resp.json().get("state"))
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """Task id → state of the run's task instances."""
+        resp = self.request(
+            "GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances", ok=(200, 404)
+        )
+        if resp.status_code == 404:
+            return {}
+        return {ti["task_id"]: ti.get("state") for ti in resp.json().get("task_instances", [])}
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
 class AirflowRestEngine(WorkflowEngine):
     """Drive one Airflow instance over REST.
 
@@ -52,64 +140,18 @@ class AirflowRestEngine(WorkflowEngine):
         dag_wait: float = 90.0,
         timeout: float = 15.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._user = username
-        self._password = password
+        self.client = AirflowRestClient(base_url, username, password, timeout=timeout)
+        self.base_url = self.client.base_url
         self.received_folder = received_folder
         self._secret_key = secret_key
         self._loader = loader_relpath
         self._bundle = bundle_name
         self._dag_wait = dag_wait
-        self._timeout = timeout
-        self._session = requests.Session()
-        self._token: str | None = None
-        self._token_time = 0.0
-        self._lock = threading.Lock()
-
-    # ------------------------------------------------------------------ HTTP
-    def _auth(self) -> dict[str, str]:
-        with self._lock:
-            if self._token is None or time.time() - self._token_time > 3000:
-                resp = self._session.post(
-                    f"{self.base_url}/auth/token",
-                    json={"username": self._user, "password": self._password},
-                    timeout=self._timeout,
-                )
-                if resp.status_code not in (200, 201):
-                    raise SchedulingError(
-                        f"Airflow at {self.base_url} refused the login: {resp.status_code} {resp.text[:200]}"
-                    )
-                self._token = str(resp.json()["access_token"])
-                self._token_time = time.time()
-            return {"Authorization": f"Bearer {self._token}"}
-
-    def _request(
-        self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
-    ) -> requests.Response:
-        url = f"{self.base_url}{path}"
-        for attempt in range(2):
-            try:
-                resp = self._session.request(
-                    method, url, headers=self._auth(), timeout=self._timeout, **kwargs
-                )
-            except requests.RequestException as exc:
-                raise SchedulingError(f"Airflow at {self.base_url} unreachable: {exc}") from exc
-            if resp.status_code == 401 and attempt == 0:
-                self._token = None  # expired or the api-server restarted with a new secret
-                continue
-            if resp.status_code not in ok:
-                raise SchedulingError(f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
-            return resp
-        raise SchedulingError(f"{method} {path}: not authorised")
-
-    @staticmethod
-    def _q(value: str) -> str:
-        return quote(value, safe="")
 
     # ------------------------------------------------------------------ WorkflowEngine
     def dag_structure(self, dag_id: str) -> dict[str, list[str]] | None:
         """Task id → sorted upstream ids of the parsed DAG, or None if Airflow does not know it."""
-        resp = self._request("GET", f"/api/v2/dags/{self._q(dag_id)}/tasks", ok=(200, 404))
+        resp = self.client.request("GET", f"/api/v2/dags/{_q(dag_id)}/tasks", ok=(200, 404))
         if resp.status_code == 404:
             return None
         tasks = resp.json().get("tasks", [])
@@ -128,7 +170,7 @@ class AirflowRestEngine(WorkflowEngine):
         )
         try:
             # 404 means the loader has no DAG yet; the periodic parse will pick the plan up.
-            self._request("PUT", f"/api/v2/parseDagFile/{token}", ok=(201, 404))
+            self.client.request("PUT", f"/api/v2/parseDagFile/{token}", ok=(201, 404))
         except SchedulingError as exc:
             log.warning("could not request a re-parse: %s", exc)
 
@@ -154,45 +196,38 @@ class AirflowRestEngine(WorkflowEngine):
 
     def create_run(self, dag_id: str, run_id: str, conf: Mapping[str, Any]) -> None:
         """POST a DAG run with ``run_id``; 409 (already exists) is fine."""
-        self._request(
+        self.client.request(
             "POST",
-            f"/api/v2/dags/{self._q(dag_id)}/dagRuns",
+            f"/api/v2/dags/{_q(dag_id)}/dagRuns",
             ok=(200, 409),
             json={"dag_run_id": run_id, "logical_date": None, "conf": dict(conf)},
         )
         # New DAGs may start paused on some deployments; a federated job must run.
-        self._request("PATCH", f"/api/v2/dags/{self._q(dag_id)}", ok=(200,), json={"is_paused": False})
+        self.client.request("PATCH", f"/api/v2/dags/{_q(dag_id)}", ok=(200,), json={"is_paused": False})
 
     def fail_run(self, dag_id: str, run_id: str) -> None:
         """PATCH the run to failed (Airflow stops its running tasks and skips the rest)."""
         state = self.run_state(dag_id, run_id)
         if state in (None, "failed", "success"):
             return
-        self._request(
-            "PATCH", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}", json={"state": "failed"}
+        self.client.request(
+            "PATCH", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}", ok=(200,), json={"state": "failed"}
         )
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         """State of the run, or None."""
-        resp = self._request(
-            "GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}", ok=(200, 404)
-        )
-        return None if resp.status_code == 404 else str(resp.json().get("state"))
+        return self.client.run_state(dag_id, run_id)
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """Task id → state of the run's task instances."""
-        resp = self._request(
-            "GET", f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances", ok=(200, 404)
-        )
-        if resp.status_code == 404:
-            return {}
-        return {ti["task_id"]: ti.get("state") for ti in resp.json().get("task_instances", [])}
+        return self.client.task_states(dag_id, run_id)
 
     def clear_tasks(self, dag_id: str, run_id: str, task_ids: tuple[str, ...]) -> None:
         """Clear exactly ``task_ids`` of the run and reopen the run."""
-        self._request(
+        self.client.request(
             "POST",
-            f"/api/v2/dags/{self._q(dag_id)}/clearTaskInstances",
+            f"/api/v2/dags/{_q(dag_id)}/clearTaskInstances",
+            ok=(200,),
             json={
                 "dag_run_id": run_id,
                 "task_ids": list(task_ids),
@@ -204,13 +239,5 @@ class AirflowRestEngine(WorkflowEngine):
             },
         )
 
-    def health(self) -> dict[str, Any]:
-        """``/api/v2/monitor/health`` (no auth needed)."""
-        try:
-            resp = self._session.get(f"{self.base_url}/api/v2/monitor/health", timeout=self._timeout)
-            return dict(resp.json())
-        except (requests.RequestException, ValueError) as exc:
-            raise SchedulingError(f"Airflow at {self.base_url} unreachable: {exc}") from exc
 
-
-__all__ = ["AirflowRestEngine"]
+__all__ = ["AirflowRestClient", "AirflowRestEngine"]

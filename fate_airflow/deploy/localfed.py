@@ -13,12 +13,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
-
-import requests
 
 from fate_airflow.core.errors import SchedulingError
+from fate_airflow.deploy.airflow_rest import AirflowRestClient
 from fate_airflow.deploy.gateway_client import control_client
 from fate_airflow.deploy.party import (
     PartyConfig,
@@ -97,11 +94,11 @@ class LocalFederation:
         self._each(stop)
 
     # ------------------------------------------------------------------ jobs
-    def rest(self, party_id: str) -> RestClient:
+    def rest(self, party_id: str) -> AirflowRestClient:
         """A REST client of ``party_id``'s Airflow."""
         cfg = self.parties[party_id]
         user, password = admin_credentials(cfg)
-        return RestClient(cfg.api_url, user, password)
+        return AirflowRestClient(cfg.api_url, user, password, timeout=30.0)
 
     def job_view(self, party_id: str, job_id: str) -> JobView:
         """The job as ``party_id``'s service sees it."""
@@ -137,63 +134,6 @@ class LocalFederation:
         raise SchedulingError(
             f"job {job_id} did not end within {timeout:.0f} s (last status {view.status or 'unknown'})"
         )
-
-
-class RestClient:
-    """Minimal Airflow REST v2 client (token auth) for triggering and inspecting runs."""
-
-    def __init__(self, base_url: str, username: str, password: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._auth = {"username": username, "password": password}
-        self._token: str | None = None
-        self._session = requests.Session()
-
-    def _headers(self) -> dict[str, str]:
-        if self._token is None:
-            resp = self._session.post(f"{self.base_url}/auth/token", json=self._auth, timeout=15)
-            resp.raise_for_status()
-            self._token = str(resp.json()["access_token"])
-        return {"Authorization": f"Bearer {self._token}"}
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Authenticated request to ``/api/v2...`` (or any path)."""
-        return self._session.request(
-            method, f"{self.base_url}{path}", headers=self._headers(), timeout=30, **kwargs
-        )
-
-    def wait_dag(self, dag_id: str, timeout: float = 120.0) -> dict[str, Any]:
-        """Wait until the DAG is parsed; returns its REST representation."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            resp = self.request("GET", f"/api/v2/dags/{quote(dag_id, safe='')}")
-            if resp.status_code == 200:
-                return dict(resp.json())
-            time.sleep(1.0)
-        raise SchedulingError(f"DAG {dag_id} did not appear at {self.base_url} within {timeout:.0f} s")
-
-    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
-        """Trigger a run (Airflow mints the run id unless given); returns the run id = job id."""
-        body: dict[str, Any] = {"logical_date": None, "conf": dict(conf or {})}
-        if run_id:
-            body["dag_run_id"] = run_id
-        resp = self.request("POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", json=body)
-        if resp.status_code not in (200, 201):
-            raise SchedulingError(f"trigger of {dag_id} failed: HTTP {resp.status_code} {resp.text[:300]}")
-        return str(resp.json()["dag_run_id"])
-
-    def run_state(self, dag_id: str, run_id: str) -> str | None:
-        """State of a DAG run (None if absent)."""
-        resp = self.request("GET", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}")
-        return str(resp.json()["state"]) if resp.status_code == 200 else None
-
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        """Task id → state."""
-        resp = self.request(
-            "GET", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
-        )
-        if resp.status_code != 200:
-            return {}
-        return {ti["task_id"]: ti.get("state") for ti in resp.json().get("task_instances", [])}
 
 
 def create_local_federation(
@@ -240,4 +180,4 @@ def create_local_federation(
     return LocalFederation(base, configs, paths)
 
 
-__all__ = ["LocalFederation", "RestClient", "create_local_federation", "free_ports"]
+__all__ = ["LocalFederation", "create_local_federation", "free_ports"]

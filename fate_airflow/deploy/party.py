@@ -292,7 +292,6 @@ def _secrets(cfg: PartyConfig) -> dict[str, str]:
         "admin_password": secrets.token_urlsafe(12),
         "jwt_secret": secrets.token_urlsafe(32),
         "api_secret_key": secrets.token_urlsafe(32),
-        "fernet_key": "",
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2))

@@ -70,6 +70,11 @@ class TaskPlan:
     stage: str = "train"
     conf: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def party_ids(self) -> tuple[str, ...]:
+        """Distinct party ids where the task runs, in plan order."""
+        return tuple(dict.fromkeys(pt.party.party_id for pt in self.parties))
+
     def runs_at(self, party_id: str) -> tuple[PartyTask, ...]:
         """This task's shares at ``party_id`` (several when the id plays several roles)."""
         return tuple(pt for pt in self.parties if pt.party.party_id == party_id)

@@ -114,10 +114,5 @@ class InMemoryEngine(WorkflowEngine):
                 run.tasks[name] = None
             run.state = "running"
 
-    def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str | None) -> None:
-        """Test helper: pretend the local scheduler moved a task to ``state``."""
-        with self._lock:
-            self.runs[(dag_id, run_id)].tasks[task_id] = state
-
 
 __all__ = ["FINISHED_TI_STATES", "InMemoryEngine", "WorkflowEngine"]

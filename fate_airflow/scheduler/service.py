@@ -355,7 +355,7 @@ class PartyService:
                 task = plan.task(cmd.task_name)
             except KeyError:
                 return TaskStartDecision("abort", reason=f"job {cmd.job_id} has no task {cmd.task_name}")
-            runners = list(dict.fromkeys(pt.party.party_id for pt in task.parties))
+            runners = task.party_ids
             if cmd.party_id not in runners:
                 return TaskStartDecision(
                     "abort", reason=f"task {task.name} does not run at party {cmd.party_id}"
@@ -447,7 +447,7 @@ class PartyService:
             self._record(cmd)
             plan = JobPlan.from_dict(job.plan)
             task = plan.task(cmd.task_name)
-            runners = list(dict.fromkeys(pt.party.party_id for pt in task.parties))
+            runners = task.party_ids
             rows = {
                 r.party_id: r for r in self.store.list_party_tasks(cmd.job_id) if r.task_name == cmd.task_name
             }
@@ -654,7 +654,7 @@ class PartyService:
         views: list[TaskView] = []
         for task in plan.tasks:
             rec = tasks_by_name.get(task.name)
-            runners = {pt.party.party_id for pt in task.parties}
+            runners = task.party_ids
             cells: list[PartyTaskView] = []
             for party in plan.party_ids:
                 roles = tuple(pt.party.role for pt in task.parties if pt.party.party_id == party)

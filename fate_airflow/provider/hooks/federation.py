@@ -14,7 +14,7 @@ from airflow.sdk import BaseHook
 
 from fate_airflow.federation.api import Federation, FederationSession
 from fate_airflow.federation.config import GatewayClientConfig
-from fate_airflow.federation.grpc.client import AsyncGrpcControlClient, GrpcControlClient, GrpcFederation
+from fate_airflow.federation.grpc.client import GrpcControlClient, GrpcFederation
 
 
 class FederationHook(BaseHook):
@@ -60,10 +60,6 @@ class FederationHook(BaseHook):
         """Same as :meth:`get_conn`, with a name that says what it returns."""
         return self.get_conn()
 
-    async def async_control_client(self) -> AsyncGrpcControlClient:
-        """A grpc.aio control client for triggers."""
-        return AsyncGrpcControlClient(await self.aclient_config())
-
     def federation_factory(self) -> Callable[[FederationSession], Federation]:
         """A factory of data-plane endpoints, one per (task version, role)."""
         config = self.client_config()
@@ -72,11 +68,3 @@ class FederationHook(BaseHook):
             return GrpcFederation(session, config)
 
         return make
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hide fields the connection does not use (the provider info declares the same)."""
-        return {
-            "hidden_fields": ["schema", "login", "password"],
-            "relabeling": {"host": "Gateway host", "port": "Gateway port"},
-        }
