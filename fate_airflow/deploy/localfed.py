@@ -7,6 +7,7 @@ trusts the others' CAs and routes to their gateways directly on 127.0.0.1.
 from __future__ import annotations
 
 import json
+import random
 import socket
 import threading
 import time
@@ -32,18 +33,35 @@ from fate_airflow.federation.api import JobView, QueryJob
 _END = ("success", "failed", "canceled", "timeout")
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1 (bound briefly, then released)."""
-    socks: list[socket.socket] = []
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 for services that bind them later.
+
+    The ports come from below the kernel's ephemeral range: a port taken from inside it can be
+    grabbed as the source port of any outgoing connection before the service binds it (seen here:
+    an api-server failing with "address already in use").
+    """
+    low, _ = _ephemeral_range()
+    candidates = list(range(20000, max(low, 20001)))
+    random.SystemRandom().shuffle(candidates)
+    found: list[int] = []
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        found.append(port)
+        if len(found) == count:
+            return found
+    raise SchedulingError(f"no {count} free ports below the ephemeral range ({low})")
 
 
 @dataclass
