@@ -58,22 +58,36 @@ class AirflowRestClient:
     def request(
         self, method: str, path: str, *, ok: tuple[int, ...] | None = None, **kwargs: Any
     ) -> requests.Response:
-        """Authenticated request; with ``ok``, any other status raises :class:`SchedulingError`."""
+        """Authenticated request; with ``ok``, any other status raises :class:`SchedulingError`.
+
+        Idempotent methods are retried a few times on 502/503/504 and on a 500 "Database error"
+        (a busy metadata database); a POST is not, since it may have taken effect.
+        """
         url = f"{self.base_url}{path}"
-        for attempt in range(2):
+        retries = _TRANSIENT_RETRIES if method.upper() in _IDEMPOTENT else 0
+        relogged = False
+        attempt = 0
+        while True:
             try:
                 resp = self._session.request(
                     method, url, headers=self._auth(), timeout=self._timeout, **kwargs
                 )
             except requests.RequestException as exc:
                 raise SchedulingError(f"Airflow at {self.base_url} unreachable: {exc}") from exc
-            if resp.status_code == 401 and attempt == 0:
+            if resp.status_code == 401 and not relogged:
+                relogged = True
                 self._token = None
+                continue
+            if _transient(resp) and attempt < retries and (ok is None or resp.status_code not in ok):
+                attempt += 1
+                log.warning(
+                    "%s %s: HTTP %s, retry %d of %d", method, path, resp.status_code, attempt, retries
+                )
+                time.sleep(0.5 * attempt)
                 continue
             if ok is not None and resp.status_code not in ok:
                 raise SchedulingError(f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
             return resp
-        raise SchedulingError(f"{method} {path}: not authorised")
 
     def wait_dag(self, dag_id: str, timeout: float = 120.0) -> dict[str, Any]:
         """Wait until the DAG is parsed; returns its REST representation."""
@@ -106,6 +120,17 @@ class AirflowRestClient:
         if resp.status_code == 404:
             return {}
         return {ti["task_id"]: ti.get("state") for ti in resp.json().get("task_instances", [])}
+
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+_TRANSIENT_RETRIES = 3
+
+
+def _transient(resp: requests.Response) -> bool:
+    """A failure that may pass: a proxy/restart status, or Airflow's 500 for a database error."""
+    if resp.status_code in (502, 503, 504):
+        return True
+    return resp.status_code == 500 and "Database error" in resp.text
 
 
 def _q(value: str) -> str:
@@ -206,9 +231,12 @@ class AirflowRestEngine(WorkflowEngine):
         self.client.request("PATCH", f"/api/v2/dags/{_q(dag_id)}", ok=(200,), json={"is_paused": False})
 
     def fail_run(self, dag_id: str, run_id: str) -> None:
-        """PATCH the run to failed (Airflow stops its running tasks and skips the rest)."""
+        """PATCH the run to failed (Airflow stops its running tasks and skips the rest).
+
+        A successful run is failed too: the job it carries failed at another party.
+        """
         state = self.run_state(dag_id, run_id)
-        if state in (None, "failed", "success"):
+        if state in (None, "failed"):
             return
         self.client.request(
             "PATCH", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}", ok=(200,), json={"state": "failed"}

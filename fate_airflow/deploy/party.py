@@ -365,6 +365,11 @@ def airflow_env(cfg: PartyConfig) -> dict[str, str]:
         "PYTHONWARNINGS": "ignore",
         "NO_PROXY": "*",
     }
+    if db.startswith("sqlite"):
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "fate_airflow.deploy.sqlite.CONNECT_ARGS"
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = (
+            "fate_airflow.deploy.sqlite.CONNECT_ARGS_ASYNC"
+        )
     env.update(cfg.airflow.extra_env)
     return env
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -82,6 +85,29 @@ def test_airflow_env_sets_every_port_and_url_per_party(tmp_path: Path) -> None:
     conn = json.loads(env["AIRFLOW_CONN_FATE_DEFAULT"])
     assert (conn["conn_type"], conn["port"], conn["extra"]["party_id"]) == ("fate", 29471, "10000")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:///")
+
+
+def _resolve(dotted: str) -> object:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_sqlite_parties_wait_for_the_write_lock_instead_of_failing(tmp_path: Path) -> None:
+    env = airflow_env(PartyConfig.from_dict({"party_id": "9999"}, tmp_path))
+    for key in (
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
+    ):
+        args = _resolve(env[key])
+        assert isinstance(args, dict)
+        # What Airflow does with the dict: pass it to the driver's connect().
+        with closing(sqlite3.connect(tmp_path / "probe.db", **args)) as conn:
+            assert conn.execute("pragma busy_timeout").fetchone()[0] >= 30_000
+    pg = PartyConfig.from_dict(
+        {"party_id": "9999", "airflow": {"sql_alchemy_conn": "postgresql+psycopg2://a:b@db/airflow"}},
+        tmp_path,
+    )
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in airflow_env(pg)
 
 
 def test_init_writes_certificates_and_a_loadable_gateway_config(tmp_path: Path) -> None:

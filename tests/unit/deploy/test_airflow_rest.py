@@ -1,0 +1,93 @@
+"""The Airflow REST client's handling of transient failures, against a loopback HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from fate_airflow.core.errors import SchedulingError
+from fate_airflow.deploy.airflow_rest import AirflowRestClient
+
+DB_ERROR = {"detail": {"reason": "Database error", "statement": "hidden", "message": "Serious error"}}
+
+
+class FakeAirflow(ThreadingHTTPServer):
+    """Answers ``/auth/token`` and fails the first ``failures`` API calls with Airflow's 500."""
+
+    def __init__(self, failures: int, status: int = 500) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.failures = failures
+        self.status = status
+        self.calls: list[tuple[str, str]] = []
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeAirflow
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        if self.path == "/auth/token":
+            self._answer(201, {"access_token": "t"})
+            return
+        self.server.calls.append((self.command, self.path))
+        if self.server.failures > 0:
+            self.server.failures -= 1
+            self._answer(self.server.status, DB_ERROR)
+            return
+        self._answer(200, {"state": "failed", "dag_run_id": "r1"})
+
+    do_GET = do_POST = do_PATCH = _handle
+
+
+@pytest.fixture
+def airflow() -> Iterator[FakeAirflow]:
+    server = FakeAirflow(failures=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def client(server: FakeAirflow) -> AirflowRestClient:
+    host, port = server.server_address[:2]
+    return AirflowRestClient(f"http://{host!s}:{port}", "admin", "admin", timeout=5)
+
+
+def test_an_idempotent_request_survives_a_busy_database(airflow: FakeAirflow) -> None:
+    airflow.failures = 2
+    resp = client(airflow).request("PATCH", "/api/v2/dags/d/dagRuns/r1", ok=(200,), json={"state": "failed"})
+    assert resp.status_code == 200
+    assert airflow.calls == [("PATCH", "/api/v2/dags/d/dagRuns/r1")] * 3
+
+
+def test_a_post_is_not_repeated_and_the_error_names_the_call(airflow: FakeAirflow) -> None:
+    airflow.failures = 1
+    with pytest.raises(SchedulingError, match=r"POST /api/v2/dags/d/dagRuns: HTTP 500: .*Database error"):
+        client(airflow).trigger("d")
+    assert airflow.calls == [("POST", "/api/v2/dags/d/dagRuns")]
+
+
+def test_retries_are_bounded(airflow: FakeAirflow) -> None:
+    airflow.failures = 10
+    airflow.status = 503
+    with pytest.raises(SchedulingError, match="HTTP 503"):
+        client(airflow).run_state("d", "r1")
+    assert len(airflow.calls) == 4
