@@ -30,7 +30,7 @@ class WorkflowEngine(ABC):
 
     @abstractmethod
     def fail_run(self, dag_id: str, run_id: str) -> None:
-        """Mark the run failed: running tasks are stopped, pending ones skipped."""
+        """Mark the run failed (also a successful one): running tasks are stopped, pending ones skipped."""
 
     @abstractmethod
     def run_state(self, dag_id: str, run_id: str) -> str | None:

@@ -54,6 +54,8 @@ from fate_airflow.scheduler.store import JobRecord, JobStore, PartyTaskRecord
 log = logging.getLogger(__name__)
 
 _JOB_END = frozenset({st.SUCCESS, st.FAILED, st.CANCELED, st.TIMEOUT})
+#: Seconds after failing an ended job's run during which the supervisor checks it stays failed.
+_RECHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,8 @@ class PartyService:
         self._last_ping = 0.0
         #: Jobs whose local run could not be failed yet (retried by the supervisor; blocks rerun detection).
         self._unfailed_runs: set[str] = set()
+        #: Ended jobs whose local run was failed → until when to check that it stays failed.
+        self._recheck_runs: dict[str, float] = {}
         #: Supervisor passes that saw a job's local run failed while the job was running.
         self._failed_seen: dict[str, int] = {}
         self._pending: list[Future[Any]] = []
@@ -444,6 +448,10 @@ class PartyService:
                 return Ack(
                     True, f"ignored: version {cmd.task_version} is not the current version {rec.version}"
                 )
+            if rec.status == st.WAITING:
+                # A rerun reset the task but has not started its next version yet: this is the late
+                # report of a try the user cleared while it was still running.
+                return Ack(True, f"ignored: task {cmd.task_name} version {rec.version} was reset for a rerun")
             self._record(cmd)
             plan = JobPlan.from_dict(job.plan)
             task = plan.task(cmd.task_name)
@@ -529,6 +537,7 @@ class PartyService:
         try:
             self.engine.fail_run(job.dag_id, job.job_id)
             self._unfailed_runs.discard(job.job_id)
+            self._recheck_runs[job.job_id] = self._clock() + _RECHECK_SECONDS
         except Exception:  # retried by the supervisor; the job still ends
             log.exception("job %s: could not fail the local DAG run (will retry)", job.job_id)
             self._unfailed_runs.add(job.job_id)
@@ -707,6 +716,7 @@ class PartyService:
             job = self.store.get_job(job_id)
             if job is not None:
                 self._fail_local_run(job)
+        self._recheck_failed_runs(now)
         running = self.store.list_jobs(statuses=(st.RUNNING,))
         ping_due = now - self._last_ping >= self.policy.ping_interval
         if ping_due:
@@ -741,6 +751,31 @@ class PartyService:
                         f"{silent:.0f} s (limit {self.policy.party_timeout:.0f} s)",
                     )
                     break
+
+    def _recheck_failed_runs(self, now: float) -> None:
+        """Fail again a run that Airflow's scheduler marked successful right after we failed it.
+
+        On SQLite the scheduler does not lock the run row: a pass that loaded the run before our
+        PATCH committed sees the pending tasks we skipped and marks the run *success*, overwriting
+        *failed*. Only ``success`` is corrected: a queued or running run of an ended job is a rerun
+        the user started by clearing tasks.
+        """
+        for job_id, until in list(self._recheck_runs.items()):
+            job = self.store.get_job(job_id)
+            if now > until or job is None or job.status not in _JOB_END or job.status == st.SUCCESS:
+                self._recheck_runs.pop(job_id, None)
+                continue
+            try:
+                state = self.engine.run_state(job.dag_id, job_id)
+            except Exception:
+                continue
+            if state == "success":
+                log.warning(
+                    "job %s ended %s but Airflow marked its run successful; failing it again",
+                    job_id,
+                    job.status,
+                )
+                self._fail_local_run(job)
 
     def _ping(self, parties: Iterable[str], now: float) -> None:
         futures = {

@@ -227,6 +227,23 @@ def test_clearing_a_task_in_the_initiators_ui_reruns_it_everywhere(fed: Federati
     assert run_task(fed, "lr_0") == 1
 
 
+def test_a_late_report_from_a_cleared_try_does_not_spoil_the_rerun(fed: Federation2) -> None:
+    submit(fed)
+    for p, svc in ((GUEST, fed.guest), (HOST, fed.host)):
+        svc.prepare_task(p, PrepareTask(JOB, "reader_0", p))
+    fed.guest.prepare_task(GUEST, PrepareTask(JOB, "reader_0", GUEST))
+    fed.host.report_task_status(HOST, ReportTaskStatus(JOB, "reader_0", 0, HOST, "failed", error="no table"))
+    fed.drain()
+    # The user clears reader_0 while the guest's try 1 is still finishing; its new try asks to start.
+    fed.guest_engine.clear_tasks(DAG, JOB, ("reader_0", "lr_0", "eval_0"))
+    assert fed.guest.prepare_task(GUEST, PrepareTask(JOB, "reader_0", GUEST)).action == "wait"
+    fed.drain()
+    # Try 1 reports its (version 0) success only now.
+    ack = fed.guest.report_task_status(GUEST, ReportTaskStatus(JOB, "reader_0", 0, GUEST, "success"))
+    assert ack.ok and "reset for a rerun" in ack.message
+    assert run_task(fed, "reader_0") == 1
+
+
 def test_a_stale_task_at_the_initiator_is_not_mistaken_for_a_rerun(fed: Federation2) -> None:
     submit(fed)
     run_task(fed, "reader_0")
@@ -274,6 +291,36 @@ def test_stop_requested_at_a_host_stops_the_job_everywhere(fed: Federation2) -> 
     assert fed.guest.store.get_job(JOB).status == "canceled"  # type: ignore[union-attr]
     assert fed.host.store.get_job(JOB).status == "canceled"  # type: ignore[union-attr]
     assert fed.host_engine.runs[(DAG, JOB)].state == "failed"
+
+
+def test_a_run_airflow_marks_successful_after_the_job_failed_is_failed_again(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    run_task(fed, "lr_0", status="failed")
+    fed.drain()
+    assert fed.guest_engine.runs[(DAG, JOB)].state == "failed"
+    # Airflow's scheduler, racing our PATCH on SQLite, sees the skipped leaves and writes success.
+    fed.guest_engine.runs[(DAG, JOB)].state = "success"
+    fed.clock.now += 1
+    fed.guest.supervise_once()
+    assert fed.guest_engine.runs[(DAG, JOB)].state == "failed"
+    assert fed.guest.store.get_job(JOB).status == "failed"  # type: ignore[union-attr]
+
+
+def test_a_cleared_run_of_a_failed_job_is_left_running_and_checks_expire(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    run_task(fed, "lr_0", status="failed")
+    fed.drain()
+    # The user clears tasks in the UI: a running run of an ended job is a rerun, not a race.
+    fed.host_engine.runs[(DAG, JOB)].state = "running"
+    fed.host.supervise_once()
+    assert fed.host_engine.runs[(DAG, JOB)].state == "running"
+    # Past the check window a later success (say, after a manual fix) is left alone.
+    fed.clock.now += 61
+    fed.host_engine.runs[(DAG, JOB)].state = "success"
+    fed.host.supervise_once()
+    assert fed.host_engine.runs[(DAG, JOB)].state == "success"
 
 
 def test_a_run_marked_failed_in_a_ui_stops_the_job(fed: Federation2) -> None:
