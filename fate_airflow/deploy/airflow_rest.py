@@ -56,15 +56,24 @@ class AirflowRestClient:
             return {"Authorization": f"Bearer {self._token}"}
 
     def request(
-        self, method: str, path: str, *, ok: tuple[int, ...] | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        ok: tuple[int, ...] | None = None,
+        idempotent: bool | None = None,
+        **kwargs: Any,
     ) -> requests.Response:
         """Authenticated request; with ``ok``, any other status raises :class:`SchedulingError`.
 
-        Idempotent methods are retried a few times on 502/503/504 and on a 500 "Database error"
-        (a busy metadata database); a POST is not, since it may have taken effect.
+        Idempotent requests are retried a few times on 502/503/504 and on a 500 "Database error"
+        (a busy metadata database). By default that is every method but POST, which may have taken
+        effect; ``idempotent=True`` marks a POST that is safe to repeat (one naming its run id).
         """
         url = f"{self.base_url}{path}"
-        retries = _TRANSIENT_RETRIES if method.upper() in _IDEMPOTENT else 0
+        if idempotent is None:
+            idempotent = method.upper() in _IDEMPOTENT
+        retries = _TRANSIENT_RETRIES if idempotent else 0
         relogged = False
         attempt = 0
         while True:
@@ -225,6 +234,7 @@ class AirflowRestEngine(WorkflowEngine):
             "POST",
             f"/api/v2/dags/{_q(dag_id)}/dagRuns",
             ok=(200, 409),
+            idempotent=True,
             json={"dag_run_id": run_id, "logical_date": None, "conf": dict(conf)},
         )
         # New DAGs may start paused on some deployments; a federated job must run.

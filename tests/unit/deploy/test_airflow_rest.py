@@ -6,12 +6,13 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fate_airflow.core.errors import SchedulingError
-from fate_airflow.deploy.airflow_rest import AirflowRestClient
+from fate_airflow.deploy.airflow_rest import AirflowRestClient, AirflowRestEngine
 
 DB_ERROR = {"detail": {"reason": "Database error", "statement": "hidden", "message": "Serious error"}}
 
@@ -91,3 +92,17 @@ def test_retries_are_bounded(airflow: FakeAirflow) -> None:
     with pytest.raises(SchedulingError, match="HTTP 503"):
         client(airflow).run_state("d", "r1")
     assert len(airflow.calls) == 4
+
+
+def test_creating_a_named_run_is_repeated_since_it_cannot_run_twice(
+    airflow: FakeAirflow, tmp_path: Path
+) -> None:
+    airflow.failures = 1
+    host, port = airflow.server_address[:2]
+    engine = AirflowRestEngine(f"http://{host!s}:{port}", "admin", "admin", tmp_path)
+    engine.create_run("d", "r1", {})
+    assert airflow.calls == [
+        ("POST", "/api/v2/dags/d/dagRuns"),
+        ("POST", "/api/v2/dags/d/dagRuns"),
+        ("PATCH", "/api/v2/dags/d"),
+    ]
