@@ -761,21 +761,23 @@ class PartyService:
         the user started by clearing tasks.
         """
         for job_id, until in list(self._recheck_runs.items()):
-            job = self.store.get_job(job_id)
-            if now > until or job is None or job.status not in _JOB_END or job.status == st.SUCCESS:
-                self._recheck_runs.pop(job_id, None)
-                continue
-            try:
-                state = self.engine.run_state(job.dag_id, job_id)
-            except Exception:
-                continue
-            if state == "success":
-                log.warning(
-                    "job %s ended %s but Airflow marked its run successful; failing it again",
-                    job_id,
-                    job.status,
-                )
-                self._fail_local_run(job)
+            # Under the lock: a rerun that reopens the job cannot slip between the read and the PATCH.
+            with self._lock:
+                job = self.store.get_job(job_id)
+                if now > until or job is None or job.status not in _JOB_END or job.status == st.SUCCESS:
+                    self._recheck_runs.pop(job_id, None)
+                    continue
+                try:
+                    state = self.engine.run_state(job.dag_id, job_id)
+                except Exception:
+                    continue
+                if state == "success":
+                    log.warning(
+                        "job %s ended %s but Airflow marked its run successful; failing it again",
+                        job_id,
+                        job.status,
+                    )
+                    self._fail_local_run(job)
 
     def _ping(self, parties: Iterable[str], now: float) -> None:
         futures = {
