@@ -30,6 +30,7 @@ from fate_airflow.deploy.party import (
     stop_party,
 )
 from fate_airflow.deploy.party import _secrets as party_secrets
+from fate_airflow.deploy.watch import DropFolderWatcher
 from fate_airflow.federation.config import load_gateway_config
 from fate_airflow.federation.grpc.server import GatewayServer
 from fate_airflow.scheduler.service import PartyPolicy, PartyService
@@ -51,19 +52,24 @@ def load(args: argparse.Namespace) -> PartyConfig:
     return load_party_config(config_path(args))
 
 
-def build_service(cfg: PartyConfig, path: Path) -> PartyService:
-    """The party service wired to this party's Airflow (REST) and job store.
-
-    Its allowlists are re-read from the config file at ``path`` before every job creation.
-    """
+def build_engine(cfg: PartyConfig) -> AirflowRestEngine:
+    """This party's Airflow, driven over REST as the admin user."""
     user, password = admin_credentials(cfg)
-    engine = AirflowRestEngine(
+    return AirflowRestEngine(
         cfg.api_url,
         user,
         password,
         cfg.received_folder,
         secret_key=party_secrets(cfg)["api_secret_key"],
     )
+
+
+def build_service(cfg: PartyConfig, path: Path, engine: AirflowRestEngine | None = None) -> PartyService:
+    """The party service wired to this party's Airflow (REST) and job store.
+
+    Its allowlists are re-read from the config file at ``path`` before every job creation.
+    """
+    engine = engine or build_engine(cfg)
     store = JobStore(f"sqlite:///{cfg.data_dir / 'jobs.db'}")
     return PartyService(
         cfg.party_id, store, engine, policy_of(cfg), policy_source=lambda: policy_of(load_party_config(path))
@@ -133,11 +139,14 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = load(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway_config = load_gateway_config(cfg.gateway_config_path)
-    service = build_service(cfg, config_path(args))
+    engine = build_engine(cfg)
+    service = build_service(cfg, config_path(args), engine)
     server = GatewayServer(gateway_config, handler=service)
     server.start()
     service.attach_control(server.local_control_client())
     service.start()
+    watcher = DropFolderWatcher(cfg.drop_folder, engine.request_reparse)
+    watcher.start()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -147,6 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     logging.getLogger(__name__).info("party %s serving on port %s", cfg.party_id, server.port)
     stop.wait()
+    watcher.stop()
     service.stop()
     server.stop(5.0)
     return 0

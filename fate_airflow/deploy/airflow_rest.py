@@ -196,7 +196,8 @@ class AirflowRestEngine(WorkflowEngine):
                 upstream.setdefault(d, []).append(tid)
         return {tid: sorted(ups) for tid, ups in upstream.items()}
 
-    def _request_reparse(self) -> None:
+    def request_reparse(self) -> None:
+        """Ask the dag-processor to re-parse the job loader now (needs ``secret_key``)."""
         if not self._secret_key:
             return
         token = URLSafeSerializer(self._secret_key).dumps(
@@ -214,14 +215,14 @@ class AirflowRestEngine(WorkflowEngine):
         if self.dag_structure(dag_id) == want:
             return
         write_received_plan(self.received_folder, dag_id, plan, {})
-        self._request_reparse()
+        self.request_reparse()
         deadline = time.monotonic() + self._dag_wait
         last_reparse = time.monotonic()
         while time.monotonic() < deadline:
             if self.dag_structure(dag_id) == want:
                 return
             if time.monotonic() - last_reparse > 5:
-                self._request_reparse()
+                self.request_reparse()
                 last_reparse = time.monotonic()
             time.sleep(0.5)
         raise SchedulingError(
