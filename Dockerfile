@@ -9,3 +9,5 @@ COPY plugins plugins
 COPY examples examples
 # The same lock as development; `production` adds the Celery provider, psycopg2 and redis.
 RUN pip install --no-cache-dir -c constraints.txt '.[production]'
+# The compose parties' configs (deploy/compose/*.yaml); after the install so edits keep its cache.
+COPY deploy deploy
