@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from functools import reduce as _functools_reduce
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from fate_airflow.core.errors import FateAirflowError
 
@@ -187,6 +187,34 @@ def _no_main_module() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
+@contextlib.contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Let a task process of a Celery worker start the pool's workers.
+
+    A Celery worker runs tasks in a prefork pool whose processes are daemonic; Airflow's task
+    supervisor forks the task process from one and the flag is inherited, so multiprocessing refuses
+    to start workers ("daemonic processes are not allowed to have children"). The flag guards against
+    orphaned grandchildren of a process that multiprocessing itself terminates; the task process is
+    managed by Airflow instead, and the pool is shut down at exit (its workers also exit when their
+    parent's pipes close).
+    """
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    auth_string: Any = multiprocessing.process.AuthenticationString  # type: ignore[attr-defined]
+    key = config.get("authkey")
+    if key is not None and type(key) is not auth_string:
+        # Under billiard (Celery's multiprocessing fork) the key is billiard's own type, which
+        # multiprocessing refuses to send to the forkserver; same bytes, multiprocessing's type.
+        config["authkey"] = auth_string(bytes(key))
+    daemon = config.get("daemon")
+    if daemon:
+        config["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemon:
+            config["daemon"] = daemon
+
+
 def _warm_up(seconds: float) -> None:
     """Keep a worker busy briefly so that concurrent submits each start a new worker."""
     time.sleep(seconds)
@@ -213,7 +241,7 @@ class ProcessPoolComputing(Computing):
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                with _no_main_module():
+                with _no_main_module(), _children_allowed():
                     pool = ProcessPoolExecutor(max_workers=self.cores, mp_context=_pool_context())
                     # The executor starts workers lazily, one per submit that finds no idle worker;
                     # start them all now so the first real job is spread over every core.
@@ -229,7 +257,8 @@ class ProcessPoolComputing(Computing):
         if not partitions:
             return []
         executor = self._executor()
-        futures: list[Future[R]] = [executor.submit(fn, part) for part in partitions]
+        with _children_allowed():  # a submit may replace a worker that exited
+            futures: list[Future[R]] = [executor.submit(fn, part) for part in partitions]
         pending = set(futures)
         try:
             while pending:

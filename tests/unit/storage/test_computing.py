@@ -6,7 +6,9 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
+import billiard  # type: ignore[import-untyped]
 import pytest
 
 from fate_airflow.storage.computing import (
@@ -79,3 +81,31 @@ def test_choose_computing() -> None:
     assert isinstance(choose_computing(10, 1000), SerialComputing)
     if (os.cpu_count() or 1) > 1:
         assert isinstance(choose_computing(5000, 1000), ProcessPoolComputing)
+
+
+def _compute_in_daemon(out: Any) -> None:
+    try:
+        engine = ProcessPoolComputing(max_workers=2)
+        try:
+            out.put(
+                sorted(x for part in engine.run_partitions(_square_all, [[1, 2], [3]], None) for x in part)
+            )
+        finally:
+            engine.close()
+    except BaseException as exc:  # reported to the test, not lost in the child
+        out.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_the_pool_starts_inside_a_celery_prefork_worker_process() -> None:
+    # Celery's prefork pool runs tasks in daemonic billiard processes (Airflow forks the task
+    # process from one): multiprocessing refuses daemonic parents and billiard's authkey type.
+    # spawn: a fork would inherit this process's forkserver handle, which is not its own.
+    ctx = billiard.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_compute_in_daemon, args=(out,), daemon=True)
+    proc.start()
+    try:
+        assert out.get(timeout=60) == [1, 4, 9]
+    finally:
+        proc.join(timeout=30)
+    assert proc.exitcode == 0
