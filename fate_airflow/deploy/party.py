@@ -367,9 +367,7 @@ def airflow_env(cfg: PartyConfig) -> dict[str, str]:
     }
     if db.startswith("sqlite"):
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "fate_airflow.deploy.sqlite.CONNECT_ARGS"
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = (
-            "fate_airflow.deploy.sqlite.CONNECT_ARGS_ASYNC"
-        )
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "fate_airflow.deploy.sqlite.CONNECT_ARGS"
     env.update(cfg.airflow.extra_env)
     return env
 

@@ -14,10 +14,8 @@ from typing import Any
 #: Seconds a connection waits for another connection's write lock before giving up.
 BUSY_TIMEOUT_SECONDS = 60.0
 
-#: ``[database] sql_alchemy_connect_args`` (pysqlite).
+#: ``[database] sql_alchemy_connect_args`` and ``..._async`` (aiosqlite passes keywords on to
+#: sqlite3.connect, so one dict serves both).
 CONNECT_ARGS: dict[str, Any] = {"timeout": BUSY_TIMEOUT_SECONDS}
 
-#: ``[database] sql_alchemy_connect_args_async`` (aiosqlite passes keywords on to sqlite3.connect).
-CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": BUSY_TIMEOUT_SECONDS}
-
-__all__ = ["BUSY_TIMEOUT_SECONDS", "CONNECT_ARGS", "CONNECT_ARGS_ASYNC"]
+__all__ = ["BUSY_TIMEOUT_SECONDS", "CONNECT_ARGS"]

@@ -147,7 +147,7 @@ class PushHeaderInfo:
 
 @dataclass(frozen=True)
 class TrailerInfo:
-    """Last frame of a push: what the sender sent."""
+    """Last frame of a push (what the sender sent) or of a pull reply (the spooled message)."""
 
     size: int
     digest: bytes
@@ -161,14 +161,6 @@ class PullHeaderInfo:
     size: int
     digest: bytes
     checksum: ChecksumKind = DEFAULT_CHECKSUM
-
-
-@dataclass(frozen=True)
-class PullTrailerInfo:
-    """Last frame of a pull reply: the complete, durably spooled message's size and digest."""
-
-    size: int
-    digest: bytes
 
 
 def push_header_frame(key: MessageKey, size_hint: int, checksum: ChecksumKind = DEFAULT_CHECKSUM) -> bytes:
@@ -236,7 +228,7 @@ def pull_trailer_frame(size: int, digest: bytes) -> bytes:
     )
 
 
-def parse_pull_frame(raw: bytes) -> PullHeaderInfo | PullTrailerInfo | memoryview:
+def parse_pull_frame(raw: bytes) -> PullHeaderInfo | TrailerInfo | memoryview:
     """Parse one pull frame: the header, a chunk (as a view) or the trailer.
 
     :raises ProtocolError: not a valid ``PullFrame``.
@@ -257,7 +249,7 @@ def parse_pull_frame(raw: bytes) -> PullHeaderInfo | PullTrailerInfo | memoryvie
             str(h.message_id), int(h.size), bytes(h.digest), _checksum_from_proto(h.checksum)
         )
     if which == "trailer":
-        return PullTrailerInfo(int(frame.trailer.size), bytes(frame.trailer.digest))
+        return TrailerInfo(int(frame.trailer.size), bytes(frame.trailer.digest))
     raise ProtocolError("empty pull frame")
 
 
@@ -544,7 +536,6 @@ def checked_reply(cmd: ControlCommand, reply: object) -> ControlReply:
 __all__ = [
     "EXPECTED_REPLY",
     "PullHeaderInfo",
-    "PullTrailerInfo",
     "PushHeaderInfo",
     "TrailerInfo",
     "ack_from_proto",

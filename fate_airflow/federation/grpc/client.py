@@ -47,7 +47,7 @@ from fate_airflow.federation.grpc.channel import aio_client_channel, claimed_ide
 from fate_airflow.federation.grpc.status import RETRYABLE, error_from_rpc
 from fate_airflow.federation.serde import (
     PullHeaderInfo,
-    PullTrailerInfo,
+    TrailerInfo,
     chunk_frame,
     control_reply_from_proto,
     control_request_to_proto,
@@ -261,7 +261,7 @@ def _read_message(call: Iterator[bytes]) -> tuple[Payload, str]:
     if not isinstance(header, PullHeaderInfo):
         raise ProtocolError("the pull stream did not start with its header")
     checksum = Checksum(header.checksum)
-    trailer: PullTrailerInfo | None = None
+    trailer: TrailerInfo | None = None
 
     def chunks() -> Iterator[memoryview]:
         nonlocal trailer
@@ -270,7 +270,7 @@ def _read_message(call: Iterator[bytes]) -> tuple[Payload, str]:
             if isinstance(item, memoryview):
                 checksum.update(item)
                 yield item
-            elif isinstance(item, PullTrailerInfo):
+            elif isinstance(item, TrailerInfo):
                 trailer = item
                 return
             else:

@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,25 +161,26 @@ class Net:
         return GrpcFederation(session, self.client(local.party_id, **extra))
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    root = tmp_path_factory.mktemp("three-gateways")
-    ids = [p.party_id for p in PARTIES]
-    files = provision(root / "pki", ids)
+@contextmanager
+def gateway_mesh(
+    root: Path, ids: Sequence[str], extra: Mapping[str, Mapping[str, Any]] | None = None
+) -> Iterator[Net]:
+    """Start one mTLS gateway process per party id, each routing directly to all the others.
+
+    :param extra: per party id, more ``gateway_document`` settings (limits, spool policy, ...).
+    """
+    files = provision(root / "pki", list(ids))
     addresses = {p: f"127.0.0.1:{free_port()}" for p in ids}
     gateways: dict[str, GatewayProcess] = {}
     documents: dict[str, dict[str, Any]] = {}
     for party in ids:
-        extra: dict[str, Any] = {"log_level": "INFO"}
-        if party == ARBITER.party_id:
-            extra["limits"] = {"max_message_bytes": ARBITER_MAX_MESSAGE}
         doc = gateway_document(
             party,
             listen=addresses[party],
             data_dir=root / f"gw-{party}",
             routes={o: addresses[o] for o in ids if o != party},
             files=files,
-            **extra,
+            **dict((extra or {}).get(party, {})),
         )
         documents[party] = doc
         gateways[party] = GatewayProcess(
@@ -198,3 +200,12 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     finally:
         for gw in started:
             gw.stop()
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    ids = [p.party_id for p in PARTIES]
+    extra: dict[str, dict[str, Any]] = {p: {"log_level": "INFO"} for p in ids}
+    extra[ARBITER.party_id]["limits"] = {"max_message_bytes": ARBITER_MAX_MESSAGE}
+    with gateway_mesh(tmp_path_factory.mktemp("three-gateways"), ids, extra) as mesh:
+        yield mesh

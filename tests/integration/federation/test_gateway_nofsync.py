@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
-from fedgw_support import GUEST, HOST, GatewayProcess
+from fedgw_support import GUEST, HOST, GatewayProcess, gateway_mesh
 
 from fate_airflow.core.errors import FederationTimeout
 from fate_airflow.federation.api import FederationSession
@@ -21,10 +20,6 @@ from fate_airflow.federation.grpc import GrpcFederation
 from fate_airflow.federation.grpc.localnet import (
     PartyFiles,
     client_config,
-    free_port,
-    gateway_document,
-    provision,
-    write_config,
 )
 
 
@@ -32,37 +27,10 @@ from fate_airflow.federation.grpc.localnet import (
 def pair(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[dict[str, GatewayProcess], dict[str, PartyFiles]]]:
-    root: Path = tmp_path_factory.mktemp("nofsync")
-    ids = ("9999", "10000")
-    files = provision(root / "pki", ids)
-    addresses = {p: f"127.0.0.1:{free_port()}" for p in ids}
-    gateways: dict[str, GatewayProcess] = {}
-    for party in ids:
-        doc = gateway_document(
-            party,
-            listen=addresses[party],
-            data_dir=root / f"gw-{party}",
-            routes={o: addresses[o] for o in ids if o != party},
-            files=files,
-            spool={"fsync": "never"},
-        )
-        gateways[party] = GatewayProcess(
-            party,
-            write_config(root / f"gateway-{party}.json", doc),
-            root / f"gateway-{party}.port",
-            root / f"gateway-{party}.log",
-            addresses[party],
-            root / f"gw-{party}",
-        )
-    started: list[GatewayProcess] = []
-    try:
-        for gw in gateways.values():
-            gw.start()
-            started.append(gw)
-        yield gateways, files
-    finally:
-        for gw in started:
-            gw.stop()
+    ids = (GUEST.party_id, HOST.party_id)
+    never = {"spool": {"fsync": "never"}}
+    with gateway_mesh(tmp_path_factory.mktemp("nofsync"), ids, dict.fromkeys(ids, never)) as mesh:
+        yield mesh.gateways, mesh.files
 
 
 @pytest.mark.timeout(120)

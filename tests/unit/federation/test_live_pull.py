@@ -26,7 +26,7 @@ from fate_airflow.federation.grpc.client import _read_message
 from fate_airflow.federation.grpc.handlers import GatewayCore, PushResult
 from fate_airflow.federation.grpc.peers import Peers
 from fate_airflow.federation.serde import (
-    PullTrailerInfo,
+    TrailerInfo,
     chunk_frame,
     parse_pull_frame,
     pull_header_frame,
@@ -141,7 +141,7 @@ def test_waiting_receiver_streams_the_message_before_it_is_complete(core: Gatewa
     assert push.error is None and isinstance(push.result, PushResult)
     pull.join()
     assert pull.error is None
-    assert parse_pull_frame(pull.frames[-1]) == PullTrailerInfo(size, digest)
+    assert parse_pull_frame(pull.frames[-1]) == TrailerInfo(size, digest)
     obj, message_id = _read_message(iter(pull.frames))
     np.testing.assert_array_equal(obj, value)
     assert message_id == KEY.message_id
@@ -159,7 +159,7 @@ def test_streamed_message_that_fails_ends_the_pull_with_busy(core: GatewayCore) 
     assert isinstance(push.error, ProtocolError)
     pull.join()
     assert isinstance(pull.error, Busy) and "retry" in str(pull.error)
-    assert not any(isinstance(parse_pull_frame(f), PullTrailerInfo) for f in pull.frames)
+    assert not any(isinstance(parse_pull_frame(f), TrailerInfo) for f in pull.frames)
     assert core.spool.lookup(KEY) is None
     # The sender's retry goes through and a new pull receives it whole.
     chunks, digest, size = _encoded(np.ones(50_000))

@@ -171,7 +171,7 @@ def test_checksum_kind_and_pull_trailer_frames() -> None:
     assert serde.parse_pull_frame(serde.pull_header_frame("id", 5, b"", "crc32")) == serde.PullHeaderInfo(
         "id", 5, b"", "crc32"
     )
-    assert serde.parse_pull_frame(serde.pull_trailer_frame(5, b"abcd")) == serde.PullTrailerInfo(5, b"abcd")
+    assert serde.parse_pull_frame(serde.pull_trailer_frame(5, b"abcd")) == serde.TrailerInfo(5, b"abcd")
     future = transfer_pb2.PushFrame(
         header=transfer_pb2.PushHeader(key=serde.message_key_to_proto(key), checksum=7)  # type: ignore[arg-type]
     ).SerializeToString()
