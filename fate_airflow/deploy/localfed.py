@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fate_airflow.core.errors import SchedulingError
@@ -171,9 +171,12 @@ def create_local_federation(
     for pid in party_ids:
         if pid in existing:
             ports[pid] = existing[pid].ports
+            if ports[pid].ptp == Ports.ptp:
+                # A config written before the PTP port existed: every party would get the default.
+                ports[pid] = replace(ports[pid], ptp=free_ports(1)[0])
         else:
-            api, gw, wl, tl = free_ports(4)
-            ports[pid] = Ports(api=api, gateway=gw, worker_log=wl, trigger_log=tl)
+            api, gw, wl, tl, ptp = free_ports(5)
+            ports[pid] = Ports(api=api, gateway=gw, worker_log=wl, trigger_log=tl, ptp=ptp)
     configs: dict[str, PartyConfig] = {}
     for pid in party_ids:
         home = base / pid

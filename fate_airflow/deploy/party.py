@@ -18,7 +18,8 @@ The party config file (YAML or JSON; relative paths are relative to the file)::
     party_id: "9999"
     home: "9999"                      # default: the config file's folder / party_id
     host: 127.0.0.1                   # where this party's services listen
-    ports: {api: 28080, gateway: 29370, worker_log: 28793, trigger_log: 28794}
+    ports: {api: 28080, gateway: 29370, worker_log: 28793, trigger_log: 28794, ptp: 29390}
+                                      # ptp: the gateway's FATE "osx" endpoint (loopback hosts only)
     peers: {"10000": "127.0.0.1:29371"}       # party id -> gateway address
     peer_ca_certs: ["../10000/pki/ca/ca.crt"] # CA certificates of the peers (exchange them once)
     insecure: false                   # true = plaintext gateways, local demos only
@@ -55,7 +56,7 @@ import requests
 
 from fate_airflow.core.errors import ConfigError, SchedulingError
 from fate_airflow.core.types import validate_party_id
-from fate_airflow.federation.config import read_document
+from fate_airflow.federation.config import is_loopback_host, read_document
 from fate_airflow.federation.pki import init_ca, issue_certificate
 
 #: The repository's DAG folder (the loader that turns job files into DAGs).
@@ -73,6 +74,8 @@ class Ports:
     gateway: int = 29370
     worker_log: int = 28793
     trigger_log: int = 28794
+    #: The gateway's PTP endpoint, where FATE's own components (pyfate, "osx" federation) connect.
+    ptp: int = 29390
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,11 @@ class PartyConfig:
         return self.home / "data"
 
     @property
+    def provider_dir(self) -> Path:
+        """The party's component providers: ``registry.json`` and, by default, their environments."""
+        return self.home / "providers"
+
+    @property
     def drop_folder(self) -> Path:
         """Where job files are dropped."""
         return self.jobs_folder or self.home / "jobs"
@@ -157,6 +165,15 @@ class PartyConfig:
         """Where this party's gateway listens."""
         return f"{self.host}:{self.ports.gateway}"
 
+    @property
+    def ptp_address(self) -> str | None:
+        """The gateway's PTP endpoint for FATE's own components; None unless the host is loopback.
+
+        The endpoint is plaintext and unauthenticated, so it only exists where nothing but the
+        party's own processes can reach it (a party on a container network has none).
+        """
+        return f"{self.host}:{self.ports.ptp}" if is_loopback_host(self.host) else None
+
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base_dir: Path) -> PartyConfig:
@@ -183,7 +200,7 @@ class PartyConfig:
         ports_raw = data.get("ports") or {}
         if not isinstance(ports_raw, Mapping):
             raise ConfigError("ports: expected a mapping")
-        bad = sorted(set(ports_raw) - {"api", "gateway", "worker_log", "trigger_log"})
+        bad = sorted(set(ports_raw) - {"api", "gateway", "worker_log", "trigger_log", "ptp"})
         if bad:
             raise ConfigError(f"ports: unknown port(s) {', '.join(bad)}")
         for key, value in ports_raw.items():
@@ -244,6 +261,7 @@ class PartyConfig:
                 "gateway": self.ports.gateway,
                 "worker_log": self.ports.worker_log,
                 "trigger_log": self.ports.trigger_log,
+                "ptp": self.ports.ptp,
             },
             "peers": dict(self.peers),
             "peer_ca_certs": [str(p) for p in self.peer_ca_certs],
@@ -358,6 +376,7 @@ def airflow_env(cfg: PartyConfig) -> dict[str, str]:
         "AIRFLOW__TRIGGERER__DEFAULT_CAPACITY": "200",
         "AIRFLOW__FATE__PARTY_ID": cfg.party_id,
         "AIRFLOW__FATE__DATA_DIR": str(cfg.data_dir),
+        "AIRFLOW__FATE__PROVIDER_DIR": str(cfg.provider_dir),
         "AIRFLOW__FATE__JOBS_FOLDER": str(cfg.drop_folder),
         "AIRFLOW__FATE__RECEIVED_FOLDER": str(cfg.received_folder),
         "AIRFLOW_CONN_FATE_DEFAULT": json.dumps(conn),
@@ -365,6 +384,9 @@ def airflow_env(cfg: PartyConfig) -> dict[str, str]:
         "PYTHONWARNINGS": "ignore",
         "NO_PROXY": "*",
     }
+    if cfg.ptp_address is not None:
+        # What a FATE task's `federation: {type: osx, metadata: {host, port}}` points at.
+        env["AIRFLOW__FATE__PTP_ADDRESS"] = cfg.ptp_address
     if db.startswith("sqlite"):
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "fate_airflow.deploy.sqlite.CONNECT_ARGS"
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "fate_airflow.deploy.sqlite.CONNECT_ARGS"
@@ -380,6 +402,8 @@ def gateway_config_dict(cfg: PartyConfig) -> dict[str, Any]:
         "data_dir": str(cfg.data_dir / "gateway"),
         "routes": dict(cfg.peers),
     }
+    if cfg.ptp_address is not None:
+        doc["ptp_listen"] = cfg.ptp_address
     if cfg.insecure:
         doc["insecure"] = True
     else:

@@ -20,6 +20,8 @@ A gateway config file (YAML or JSON; relative paths are relative to the file)::
     limits: {max_message_bytes: 17179869184, chunk_bytes: 1048576, max_workers: 64}
     retention: {max_age_seconds: 604800, gc_interval_seconds: 600}
     spool: {fsync: always}           # or never: see SpoolSettings
+    ptp_listen: "127.0.0.1:9390"     # optional: FATE's PTP ("osx") endpoint for the party's own
+                                     # components (plaintext: loopback or unix:/path only)
 """
 
 from __future__ import annotations
@@ -67,6 +69,38 @@ def format_address(host: str, port: int) -> str:
     except ValueError:
         pass
     return f"{host}:{port}"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an IP literal or ``localhost``) only accepts connections from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_ptp_listen(text: object, where: str = "ptp_listen") -> str:
+    """Validate the PTP endpoint address: ``unix:/path``, or ``host:port`` on a loopback host.
+
+    The endpoint speaks plaintext without authentication (that is what FATE's components expect
+    of their party's OSX), so anything that can connect to it can send as the party: it must not
+    be reachable from other machines.
+
+    :raises ConfigError: naming ``where``.
+    """
+    if isinstance(text, str) and text.startswith("unix:"):
+        if not text[len("unix:") :].strip("/"):
+            raise ConfigError(f"{where}: missing socket path in {text!r}")
+        return text
+    host, _ = parse_address(text, where)
+    if not is_loopback_host(host):
+        raise ConfigError(
+            f"{where}: {host} is not a loopback address; the PTP endpoint is plaintext and "
+            "unauthenticated, so it may only listen on 127.0.0.1, ::1, localhost or a unix:/path socket"
+        )
+    return str(text)
 
 
 def _party(value: object, where: str) -> str:
@@ -205,6 +239,8 @@ class GatewayConfig:
     retention: Retention = field(default_factory=Retention)
     log_level: str = "INFO"
     spool: SpoolSettings = field(default_factory=SpoolSettings)
+    #: FATE's PTP ("osx") endpoint for this party's own components; None: not served.
+    ptp_listen: str | None = None
 
     def __post_init__(self) -> None:
         if not self.party_ids:
@@ -212,6 +248,8 @@ class GatewayConfig:
         for pid in self.party_ids:
             _party(pid, "party_ids")
         parse_address(self.listen, "listen")
+        if self.ptp_listen is not None:
+            check_ptp_listen(self.ptp_listen)
         if self.insecure and self.tls is not None:
             raise ConfigError("insecure: true cannot be combined with tls; choose one")
         if not self.insecure and self.tls is None:
@@ -291,6 +329,7 @@ class GatewayConfig:
                 "retention",
                 "log_level",
                 "spool",
+                "ptp_listen",
             },
             "config",
         )
@@ -399,6 +438,11 @@ class GatewayConfig:
         raw_spool = _mapping(data.get("spool"), "spool")
         _check_unknown(raw_spool, {"fsync"}, "spool")
         spool = SpoolSettings(fsync=raw_spool.get("fsync", "always"))
+        ptp_listen = data.get("ptp_listen")
+        if ptp_listen is not None:
+            ptp_listen = check_ptp_listen(ptp_listen)
+            if ptp_listen.startswith("unix:") and not ptp_listen.startswith("unix:/"):
+                ptp_listen = f"unix:{base / ptp_listen[len('unix:') :]}"  # relative to the file
         log_level = data.get("log_level", "INFO")
         if not isinstance(log_level, str) or log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
@@ -415,6 +459,7 @@ class GatewayConfig:
             retention=retention,
             log_level=log_level.upper(),
             spool=spool,
+            ptp_listen=ptp_listen,
         )
 
 
@@ -562,7 +607,9 @@ __all__ = [
     "Route",
     "SpoolSettings",
     "TlsConfig",
+    "check_ptp_listen",
     "format_address",
+    "is_loopback_host",
     "load_gateway_config",
     "parse_address",
     "read_document",

@@ -9,7 +9,7 @@ INVALID_ARGUMENT.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, get_args
 
@@ -35,7 +35,7 @@ from fate_airflow.federation.api import (
     TaskStartDecision,
     TaskView,
 )
-from fate_airflow.federation.chunks import DEFAULT_CHECKSUM, ChecksumKind, chunk_data, chunk_frame
+from fate_airflow.federation.chunks import DEFAULT_CHECKSUM, Checksum, ChecksumKind, chunk_data, chunk_frame
 from fate_airflow.federation.errors import ProtocolError
 from fate_airflow.federation.spool import MessageKey
 from fate_airflow.proto.federation.v1 import common_pb2, control_pb2, transfer_pb2
@@ -176,6 +176,26 @@ def push_trailer_frame(size: int, digest: bytes) -> bytes:
     return bytes(
         transfer_pb2.PushFrame(trailer=transfer_pb2.PushTrailer(size=size, digest=digest)).SerializeToString()
     )
+
+
+def push_frames(
+    key: MessageKey,
+    size_hint: int,
+    chunks: Iterable[bytes | memoryview],
+    checksum: ChecksumKind = DEFAULT_CHECKSUM,
+) -> Iterator[bytes]:
+    """A whole push stream: the header, one chunk frame per piece of ``chunks``, the trailer.
+
+    The trailer carries the size and digest of what was actually sent.
+    """
+    digest = Checksum(checksum)
+    sent = 0
+    yield push_header_frame(key, size_hint, checksum)
+    for chunk in chunks:
+        digest.update(chunk)
+        sent += len(chunk)
+        yield chunk_frame(chunk)
+    yield push_trailer_frame(sent, digest.digest())
 
 
 def parse_push_frame(raw: bytes) -> PushHeaderInfo | TrailerInfo | memoryview:
@@ -565,6 +585,7 @@ __all__ = [
     "pull_header_frame",
     "pull_request_to_proto",
     "pull_trailer_frame",
+    "push_frames",
     "push_header_frame",
     "push_trailer_frame",
     "query_job_from_proto",

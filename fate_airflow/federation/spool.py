@@ -602,6 +602,74 @@ class Spool:
                 if not self._paths(key)[0].exists():
                     self._cond.wait(min(remaining, _POLL))
 
+    # -------------------------------------------------------------- queues (PTP topics)
+
+    def _session_folder(self, dst_party_id: str, session_id: str) -> Path:
+        return self.root / "messages" / dst_party_id / _session_dir_name(session_id)
+
+    def _complete_names(self, folder: Path) -> frozenset[str]:
+        try:
+            return frozenset(n for n in os.listdir(folder) if n.endswith(".msg"))
+        except FileNotFoundError:
+            return frozenset()
+
+    def queued(
+        self, dst_party_id: str, session_id: str, name: str, limit: int | None = None
+    ) -> list[SpoolEntry]:
+        """Complete entries of one (destination party, session, name), oldest tag first.
+
+        Messages still arriving are not listed. Used where a name is a queue whose tags give the
+        order (the PTP endpoint's topics).
+
+        :param limit: at most this many (the oldest); None: all.
+        """
+        folder = self._session_folder(dst_party_id, session_id)
+        return self._queued(folder, session_id, name, limit)[0]
+
+    def _queued(
+        self, folder: Path, session_id: str, name: str, limit: int | None
+    ) -> tuple[list[SpoolEntry], frozenset[str]]:
+        names = self._complete_names(folder)
+        keyed: list[tuple[str, Path]] = []
+        for file_name in names:
+            key = _cached_key(folder / file_name)
+            if key is not None and key.session_id == session_id and key.name == name:
+                keyed.append((key.tag, folder / file_name))
+        out: list[SpoolEntry] = []
+        for _, path in sorted(keyed):
+            if limit is not None and len(out) >= limit:
+                break
+            try:
+                out.append(_read_entry(path))
+            except (FileNotFoundError, ProtocolError):
+                continue  # acknowledged or cleaned up meanwhile, or damaged: not deliverable
+        return out, names
+
+    def wait_queued(
+        self,
+        dst_party_id: str,
+        session_id: str,
+        name: str,
+        timeout: float,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> SpoolEntry | None:
+        """Wait up to ``timeout`` seconds for the oldest entry of :meth:`queued`; None on timeout or cancel."""
+        folder = self._session_folder(dst_party_id, session_id)
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            entries, seen = self._queued(folder, session_id, name, 1)
+            if entries:
+                return entries[0]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (cancelled is not None and cancelled()):
+                return None
+            with self._cond:
+                # Publishing renames the file before it notifies under this lock: if the folder
+                # still lists what we scanned, nothing was published since and the wait cannot
+                # miss the notification (the cap notices entries written by another process).
+                if self._complete_names(folder) == seen:
+                    self._cond.wait(min(remaining, _POLL))
+
     def delivered(self, key: MessageKey) -> bool:
         """Whether ``key`` was delivered and acknowledged already."""
         return self._paths(key)[1].exists()
@@ -713,6 +781,31 @@ def _read_entry_fd(fd: int, path: Path) -> SpoolEntry:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"spool entry {path.name} has a damaged footer: {exc}") from None
+
+
+#: Keys of spool entries by message id, so scanning a queue reads each footer once. A message id is
+#: a hash of its key, so a cached key stays right for every spool and every re-sent copy.
+_KEY_CACHE: dict[str, MessageKey] = {}
+_KEY_CACHE_MAX = 1 << 16
+_KEY_CACHE_LOCK = threading.Lock()
+
+
+def _cached_key(path: Path) -> MessageKey | None:
+    """The key of the entry at ``path`` (None if it vanished or is damaged)."""
+    mid = path.name[: -len(".msg")]
+    with _KEY_CACHE_LOCK:
+        key = _KEY_CACHE.get(mid)
+    if key is not None:
+        return key
+    try:
+        key = _read_entry(path).key
+    except (FileNotFoundError, ProtocolError):
+        return None
+    with _KEY_CACHE_LOCK:
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()  # crude but bounded; refilling costs one footer read per entry
+        _KEY_CACHE[mid] = key
+    return key
 
 
 def _fsync_dir(folder: Path) -> None:

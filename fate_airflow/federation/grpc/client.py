@@ -48,14 +48,12 @@ from fate_airflow.federation.grpc.status import RETRYABLE, error_from_rpc
 from fate_airflow.federation.serde import (
     PullHeaderInfo,
     TrailerInfo,
-    chunk_frame,
     control_reply_from_proto,
     control_request_to_proto,
     message_key_to_proto,
     parse_pull_frame,
     pull_request_to_proto,
-    push_header_frame,
-    push_trailer_frame,
+    push_frames,
 )
 from fate_airflow.federation.spool import MessageKey
 from fate_airflow.proto.federation.v1 import control_pb2, transfer_pb2
@@ -128,14 +126,7 @@ class GrpcFederation(Federation):
             self._sent.add(key)
 
     def _frames(self, key: MessageKey, obj: Payload, size: int) -> Iterator[bytes]:
-        checksum = Checksum()
-        sent = 0
-        yield push_header_frame(key, size, checksum.kind)
-        for chunk in payload.iter_encode(obj, self._config.chunk_bytes):
-            checksum.update(chunk)
-            sent += len(chunk)
-            yield chunk_frame(chunk)
-        yield push_trailer_frame(sent, checksum.digest())
+        return push_frames(key, size, payload.iter_encode(obj, self._config.chunk_bytes))
 
     def _send(self, key: MessageKey, obj: Payload, size: int) -> None:
         deadline = time.monotonic() + self._config.send_timeout

@@ -21,6 +21,7 @@ from fate_airflow.federation.grpc.auth import TrustStore
 from fate_airflow.federation.grpc.channel import create_server
 from fate_airflow.federation.grpc.handlers import GatewayCore
 from fate_airflow.federation.grpc.peers import Peers
+from fate_airflow.federation.grpc.ptp import create_ptp_server
 from fate_airflow.federation.grpc.servicer import CONTROL_SERVICE, TRANSFER_SERVICE, gateway_handlers
 from fate_airflow.federation.grpc.status import RemoteStatus, error_from_status
 from fate_airflow.federation.pki import identity_of, load_certificate
@@ -68,6 +69,8 @@ class GatewayServer:
         self._health = health.HealthServicer()
         self._server: grpc.Server | None = None
         self._port = 0
+        self._ptp_server: grpc.Server | None = None
+        self._ptp_port = 0
         self._stopped = threading.Event()
         self._gc_thread: threading.Thread | None = None
 
@@ -82,6 +85,20 @@ class GatewayServer:
         host, _ = parse_address(self.config.listen, "listen")
         return format_address(host, self._port)
 
+    @property
+    def ptp_port(self) -> int:
+        """The bound port of the PTP endpoint (0 before :meth:`start`, without one, or on a unix socket)."""
+        return self._ptp_port
+
+    @property
+    def ptp_address(self) -> str | None:
+        """Where FATE's components reach the PTP endpoint (``host:port`` or ``unix:...``); None if not served."""
+        listen = self.config.ptp_listen
+        if listen is None or listen.startswith("unix:"):
+            return listen
+        host, _ = parse_address(listen, "ptp_listen")
+        return format_address(host, self._ptp_port)
+
     def start(self) -> int:
         """Bind and start serving; returns the port."""
         if self._server is not None:
@@ -89,7 +106,17 @@ class GatewayServer:
         server, port = create_server(self.config, None if self.trust is None else self.trust.bundle)
         server.add_generic_rpc_handlers(gateway_handlers(self.core, self.trust))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        ptp: grpc.Server | None = None
+        if self.config.ptp_listen is not None:
+            try:
+                ptp, self._ptp_port = create_ptp_server(self.config, self.core)
+            except BaseException:
+                server.stop(None)  # release the main port too: the gateway does not start
+                raise
         server.start()
+        if ptp is not None:
+            ptp.start()
+            self._ptp_server = ptp
         for service in ("", TRANSFER_SERVICE, CONTROL_SERVICE):
             self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._server, self._port = server, port
@@ -102,6 +129,10 @@ class GatewayServer:
             "INSECURE: no authentication" if self.config.insecure else "mTLS",
             self.config.spool_dir,
         )
+        if self._ptp_server is not None:
+            log.info(
+                "PTP (FATE osx) endpoint for party-internal components on %s (plaintext)", self.ptp_address
+            )
         return port
 
     def _gc_loop(self) -> None:
@@ -118,6 +149,8 @@ class GatewayServer:
         """Stop accepting calls, let running ones finish for ``grace`` seconds, close peer channels."""
         self._stopped.set()
         self._health.enter_graceful_shutdown()
+        if self._ptp_server is not None:
+            self._ptp_server.stop(grace).wait()
         if self._server is not None:
             self._server.stop(grace).wait()
         self.peers.close()

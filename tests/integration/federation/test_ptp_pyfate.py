@@ -1,0 +1,96 @@
+"""FATE 2.2's own federation client (pyfate's ``OSXFederation``) through our gateways, unchanged.
+
+Two gateway processes (guest 9999, host 10000; mTLS between them) serve the PTP endpoint on
+loopback; one pyfate process per party, in FATE's own environment, federates through its party's
+endpoint: an object, a 3 MB object (which pyfate splits into a table) and a 4-partition table each
+way (see ``pyfate_osx_party.py``).
+
+The FATE interpreter comes from ``FATE_AIRFLOW_FATE_PYTHON`` or, without it, from the registered
+FATE provider (the session fixture ``fate_python``: fails in CI, skips elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fedgw_support import Net, gateway_mesh
+
+from fate_airflow.federation.grpc.localnet import free_port
+
+HERE = Path(__file__).resolve().parent
+GUEST, HOST = ("guest", "9999"), ("host", "10000")
+
+
+@pytest.fixture(scope="module")
+def pyfate_python(request: pytest.FixtureRequest) -> str:
+    """FATE 2.2's interpreter: ``FATE_AIRFLOW_FATE_PYTHON``, else the registered FATE provider's."""
+    raw = os.environ.get("FATE_AIRFLOW_FATE_PYTHON", "")
+    if raw:
+        if not Path(raw).is_file():
+            pytest.fail(f"FATE_AIRFLOW_FATE_PYTHON={raw} is not a file")
+        return raw
+    return str(request.getfixturevalue("fate_python"))
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, dict[str, int]]]:
+    ptp = {party: free_port() for _, party in (GUEST, HOST)}
+    extra = {party: {"ptp_listen": f"127.0.0.1:{port}", "log_level": "INFO"} for party, port in ptp.items()}
+    with gateway_mesh(tmp_path_factory.mktemp("ptp-pyfate"), [GUEST[1], HOST[1]], extra) as net:
+        yield net, ptp
+
+
+def _party(
+    python: str, me: tuple[str, str], peer: tuple[str, str], federation_id: str, port: int, root: Path
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            python,
+            str(HERE / "pyfate_osx_party.py"),
+            *me,
+            *peer,
+            federation_id,
+            str(port),
+            str(root / f"data-{me[1]}"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # FATE's environment, not ours: nothing of this venv may leak in.
+        env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.mark.timeout(120)
+def test_pyfate_osx_federation_through_the_gateways(
+    pyfate_python: str, mesh: tuple[Net, dict[str, int]], tmp_path: Path
+) -> None:
+    net, ptp = mesh
+    federation_id = "202611290900000000001_ptp_smoke_0"
+    procs = {
+        "guest": _party(pyfate_python, GUEST, HOST, federation_id, ptp[GUEST[1]], tmp_path),
+        "host": _party(pyfate_python, HOST, GUEST, federation_id, ptp[HOST[1]], tmp_path),
+    }
+    outputs: dict[str, str] = {}
+    try:
+        for role, proc in procs.items():
+            outputs[role], _ = proc.communicate(timeout=90)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    logs = "\n".join(f"--- gateway {p}\n{g.log_text()[-3000:]}" for p, g in net.gateways.items())
+    for role, proc in procs.items():
+        assert proc.returncode == 0, f"pyfate {role} failed:\n{outputs.get(role, '')[-6000:]}\n{logs}"
+        summary = json.loads(outputs[role].strip().splitlines()[-1])
+        assert summary["ok"] is True
+    # Everything sent was taken: both spools hold only tombstones.
+    for party, gateway in net.gateways.items():
+        leftovers = list((gateway.data_dir / "spool" / "messages").glob("*/*/*.msg"))
+        assert not leftovers, f"party {party}: {len(leftovers)} message(s) never popped"
