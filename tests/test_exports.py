@@ -9,7 +9,7 @@ import pytest
 EXPECTED = {
     "fate_airflow.dsl": {
         "InputRef", "JobPlan", "JobSource", "PartyTask", "SourceError", "TaskPlan", "deep_merge",
-        "discover_jobs", "job_conf_document", "load_job", "load_source",
+        "discover_jobs", "fate_component", "job_conf_document", "load_job", "load_source",
     },
     "fate_airflow.provider": {
         "FederatedComponentOperator", "FederationHook", "InvalidJobFileOperator", "TaskStartTrigger",

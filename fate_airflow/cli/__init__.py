@@ -24,6 +24,7 @@ _GROUPS: tuple[str, ...] = (
     "fate_airflow.cli.gateway",
     "fate_airflow.cli.federation",
     "fate_airflow.cli.party",
+    "fate_airflow.cli.provider",
     "fate_airflow.cli.job",
     "fate_airflow.cli.demo",
 )

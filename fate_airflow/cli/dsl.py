@@ -4,6 +4,11 @@
 on stdout and exits 0; an invalid job prints one problem per line on stderr and exits 2 (the
 :class:`~fate_airflow.core.errors.DslError` is turned into that by :func:`fate_airflow.cli.main`).
 The JSON shape is a stable contract other tools read.
+
+``--provider-dir DIR`` plans against the providers installed there (as the party's DAG factory does):
+each task's ``provider`` is then checked, and a job needing a provider that is not installed is
+invalid. Without it providers are not checked (components this project does not implement plan as
+``native``).
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import os
 import sys
 from typing import Any
 
+from fate_airflow.core.providers import ProviderRegistry
 from fate_airflow.dsl import load_job
 
 
 def _plan(args: argparse.Namespace) -> int:
-    plan = load_job(args.dsl_file, args.conf)
+    providers = ProviderRegistry(args.provider_dir).list() if args.provider_dir else None
+    plan = load_job(args.dsl_file, args.conf, providers=providers)
     text = json.dumps(plan.to_dict(), indent=2, ensure_ascii=False)
     try:
         sys.stdout.write(text + "\n")
@@ -45,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     plan.add_argument("dsl_file", metavar="DSL_FILE", help="1.x dsl JSON or 2.x DAG YAML/JSON")
     plan.add_argument("--conf", metavar="CONF_FILE", help="1.x runtime conf JSON (required for 1.x)")
+    plan.add_argument(
+        "--provider-dir",
+        metavar="DIR",
+        help="a party's provider folder: choose and check each task's provider against it",
+    )
     plan.set_defaults(func=_plan)
 
 

@@ -31,10 +31,13 @@ MAX_NAME_LENGTH = 128
 
 
 def format_path(path: FieldPath) -> str:
-    """``("role", "guest", 0)`` → ``role.guest[0]``."""
+    """``("role", "guest", 0)`` → ``role.guest[0]``.
+
+    List positions and the number keys FATE allows in component parameters both show as ``[n]``.
+    """
     out = ""
     for seg in path:
-        if isinstance(seg, int):
+        if not isinstance(seg, str):
             out += f"[{seg}]"
             continue
         if not seg.isprintable():

@@ -9,6 +9,12 @@ processor reads them on every parse, so reading is defensive:
 * JSON objects with duplicate keys are refused (Python would silently keep the last one);
 * the result must be plain JSON data (mappings with string keys, lists, strings, numbers, booleans,
   null) nested at most :data:`MAX_NESTING` deep, because plans are JSON and travel between parties.
+  One exception, as in FATE: inside component parameters (2.x ``dag.tasks.<t>.parameters`` and
+  ``dag.party_tasks.<a>.tasks.<t>.parameters``, 1.x ``component_parameters.common.<c>`` and
+  ``component_parameters.role.<r>.<i>.<c>``) mapping keys may also be integers or finite numbers —
+  FATE's DAGs write ``frac: {0: 0.5, 1: 0.5}`` and NN ``seq_conf: {0: ...}``, and pyfate expects them
+  so. They stay numbers; plans carry them losslessly (:mod:`fate_airflow.dsl.plan`). ``$pairs`` is
+  reserved as a key (the plan's marker for such mappings).
 
 Every failure is a :class:`~fate_airflow.core.errors.DslError` naming the file (and line/column for
 syntax errors); none produces a traceback for the user.
@@ -29,7 +35,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, NodeEvent
 
 from fate_airflow.core.errors import DslError
-from fate_airflow.dsl._common import format_path, type_name
+from fate_airflow.dsl._common import FieldPath, format_path, type_name
 
 #: Largest job file accepted, checked before parsing.
 MAX_JOB_FILE_BYTES = 1024 * 1024
@@ -178,11 +184,36 @@ def _parse_yaml(text: str, label: str) -> Any:
     return data
 
 
+#: Reserved key: plans write mappings with non-string keys as ``{"$pairs": [[key, value], ...]}``.
+RESERVED_KEY = "$pairs"
+
+
+def in_parameters(path: FieldPath) -> bool:
+    """Whether a mapping at ``path`` is (inside) a component's parameters, where FATE allows number keys."""
+    n = len(path)
+    if n >= 4 and path[0] == "dag" and path[1] == "tasks" and path[3] == "parameters":
+        return True
+    if n >= 6 and path[:2] == ("dag", "party_tasks") and path[3] == "tasks" and path[5] == "parameters":
+        return True
+    if n >= 3 and path[:2] == ("component_parameters", "common"):
+        return True
+    return n >= 5 and path[:2] == ("component_parameters", "role")
+
+
+def _number_key(key: object) -> bool:
+    if isinstance(key, bool):
+        return False  # YAML `yes:` / `true:` keys are almost certainly a mistake
+    return isinstance(key, int) or (isinstance(key, float) and math.isfinite(key))
+
+
 def check_plain_data(data: Any, *, limit: int = 10) -> list[str]:
-    """Problems (``<path>: <message>``) making ``data`` not plain JSON data; at most ``limit``."""
+    """Problems (``<path>: <message>``) making ``data`` not plain JSON data; at most ``limit``.
+
+    Number keys are accepted inside component parameters (:func:`in_parameters`), nowhere else.
+    """
     problems: list[str] = []
     # Iterative walk: the data may be deeply nested and recursion is what we are guarding against.
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    stack: list[tuple[Any, FieldPath]] = [(data, ())]
     while stack and len(problems) < limit:
         value, path = stack.pop()
         where = format_path(path) or "top level"
@@ -191,7 +222,10 @@ def check_plain_data(data: Any, *, limit: int = 10) -> list[str]:
             continue
         if isinstance(value, Mapping):
             for key in reversed(list(value)):
-                if not isinstance(key, str):
+                if key == RESERVED_KEY:
+                    problems.append(f"{where}: the key {RESERVED_KEY!r} is reserved; rename it")
+                    continue
+                if not isinstance(key, str) and not (_number_key(key) and in_parameters(path)):
                     problems.append(
                         f"{where}: key {key!r} is {type_name(key)}; keys must be strings (quote it)"
                     )
@@ -229,7 +263,9 @@ def read_document(path: str | os.PathLike[str], *, label: str | None = None) -> 
 __all__ = [
     "MAX_JOB_FILE_BYTES",
     "MAX_NESTING",
+    "RESERVED_KEY",
     "check_plain_data",
+    "in_parameters",
     "is_yaml_name",
     "parse_text",
     "read_document",

@@ -5,18 +5,26 @@ The format is recognised from the first file's top level: ``dag`` → FATE 2.x D
 
 Trigger-time overrides are deep-merged into the *job conf document* before planning: the runtime conf
 for 1.x, the whole document for 2.x (:func:`job_conf_document` returns it, e.g. as Airflow params).
-Problems at fields the overrides wrote name ``trigger conf`` as their source.
+Problems at fields the overrides wrote name ``trigger conf`` as their source. Overrides travel as
+JSON, where the number keys FATE allows in component parameters (``frac: {0: 0.5}``) arrive as
+strings; an override key is matched to the file's number key of the same text, so it replaces that
+entry instead of adding a second one.
+
+``providers`` lists the component providers installed at this party (``ProviderRegistry.list()``); the
+planner chooses one per task from it (:mod:`fate_airflow.dsl.selection`). None means "not known": no
+installation is checked, and components this project does not implement plan as before.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fate_airflow.core.errors import DslError
+from fate_airflow.core.providers import ProviderInfo
 from fate_airflow.dsl._common import TRIGGER_CONF, Doc, Problems, type_name
 from fate_airflow.dsl.io import check_plain_data, read_document
 from fate_airflow.dsl.merge import deep_merge
@@ -69,6 +77,23 @@ def _check_overrides(overrides: Mapping[str, Any] | None) -> None:
         raise DslError([f"{TRIGGER_CONF}: {p}" for p in problems])
 
 
+def align_keys(overrides: Mapping[Any, Any], base: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``overrides`` with each string key that spells one of ``base``'s number keys replaced by that key.
+
+    JSON (trigger confs, Airflow params) turns ``{0: 0.5}`` into ``{"0": 0.5}``; without this the merge
+    would keep both entries.
+    """
+    numbers = {str(k): k for k in base if not isinstance(k, str)}
+    out: dict[Any, Any] = {}
+    for key, value in overrides.items():
+        target = numbers.get(key, key) if isinstance(key, str) else key
+        below = base.get(target)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            value = align_keys(value, below)
+        out[target] = value
+    return out
+
+
 def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     """Suffix of the plan's ``source`` when trigger overrides changed the job conf document."""
     return f" + {TRIGGER_CONF}" if before != after else ""
@@ -79,12 +104,14 @@ def load_job(
     conf_path: str | os.PathLike[str] | None = None,
     *,
     overrides: Mapping[str, Any] | None = None,
+    providers: Sequence[ProviderInfo] | None = None,
 ) -> JobPlan:
     """Read, parse, validate and plan a job.
 
     :param dsl_path: the 1.x ``dsl`` JSON or the 2.x DAG (YAML or JSON).
     :param conf_path: the 1.x runtime conf (required for 1.x; must be None for 2.x).
     :param overrides: trigger-time values deep-merged into the job conf document first.
+    :param providers: the providers installed at this party (None: not known; see the module docstring).
     :raises DslError: with every problem found, one line each (``<file>: <field path>: <message>``).
     """
     _check_overrides(overrides)
@@ -98,9 +125,10 @@ def load_job(
             problems.add(
                 Path(conf_path).name, (), "a FATE 2.x DAG carries its own conf (dag.conf); drop --conf"
             )
-        merged = deep_merge(data, overrides) if overrides else data
-        doc = Doc(dsl_file.name, merged, overrides, base=data)
-        plan = plan_v2(doc, problems, source=dsl_file.name + _changed(data, merged))
+        aligned = align_keys(overrides, data) if overrides else None
+        merged = deep_merge(data, aligned) if aligned else data
+        doc = Doc(dsl_file.name, merged, aligned, base=data)
+        plan = plan_v2(doc, problems, source=dsl_file.name + _changed(data, merged), providers=providers)
     else:
         dsl = Doc(dsl_file.name, data)
         conf: Doc | None = None
@@ -108,19 +136,25 @@ def load_job(
         if conf_path is not None:
             conf_file = Path(conf_path)
             conf_data = _read_mapping(conf_file)
-            merged = deep_merge(conf_data, overrides) if overrides else conf_data
-            conf = Doc(conf_file.name, merged, overrides, base=conf_data)
+            aligned = align_keys(overrides, conf_data) if overrides else None
+            merged = deep_merge(conf_data, aligned) if aligned else conf_data
+            conf = Doc(conf_file.name, merged, aligned, base=conf_data)
             source = f"{dsl_file.name} + {conf_file.name}{_changed(conf_data, merged)}"
-        plan = plan_v1(dsl, conf, problems, source=source)
+        plan = plan_v1(dsl, conf, problems, source=source, providers=providers)
     problems.raise_if_any()
     if plan is None:  # pragma: no cover - planners return None only after recording a problem
         raise DslError([f"{dsl_file.name}: invalid job"])
     return plan
 
 
-def load_source(source: JobSource, *, overrides: Mapping[str, Any] | None = None) -> JobPlan:
+def load_source(
+    source: JobSource,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    providers: Sequence[ProviderInfo] | None = None,
+) -> JobPlan:
     """:func:`load_job` for a discovered :class:`~fate_airflow.dsl.discovery.JobSource`."""
-    return load_job(source.dsl_path, source.conf_path, overrides=overrides)
+    return load_job(source.dsl_path, source.conf_path, overrides=overrides, providers=providers)
 
 
 def job_conf_document(source: JobSource) -> dict[str, Any]:
@@ -135,4 +169,4 @@ def job_conf_document(source: JobSource) -> dict[str, Any]:
     return copy.deepcopy(_read_mapping(Path(source.conf_path)))
 
 
-__all__ = ["detect_format", "job_conf_document", "load_job", "load_source"]
+__all__ = ["align_keys", "detect_format", "job_conf_document", "load_job", "load_source"]

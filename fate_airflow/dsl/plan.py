@@ -3,6 +3,14 @@
 A :class:`JobPlan` is immutable and JSON round-trippable (:meth:`JobPlan.to_dict` /
 :meth:`JobPlan.from_dict`). Its JSON form is the stable output of ``fate-airflow dsl plan`` and is
 what the initiator sends to every party when it creates a job, so parties never need the job file.
+
+Component parameters may have non-string keys, because FATE's do: a 2.x DAG writes
+``sample_0.parameters.frac: {0: 0.5, 1: 0.5}`` (label → rate) and NN ``seq_conf: {0: {...}}``, and
+pyfate's components expect them as written. In memory they stay as parsed (integers stay integers).
+JSON objects only have string keys, so :meth:`PartyTask.to_dict` writes a mapping with any non-string
+key as ``{"$pairs": [[key, value], ...]}`` (each key keeps its JSON type) and
+:meth:`PartyTask.from_dict` turns it back: the round trip is lossless, and plans without such keys
+look exactly as before. Job files may not use ``$pairs`` as a key (:mod:`fate_airflow.dsl.io`).
 """
 
 from __future__ import annotations
@@ -11,11 +19,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fate_airflow.core.providers import NATIVE
 from fate_airflow.core.types import InputRef, Party
 from fate_airflow.dsl.merge import deep_merge
 
 PlanFormat = Literal["fate-1.x-dsl-v2", "fate-2.x-dag"]
 Stage = Literal["train", "predict", "default", "cross_validation"]
+
+#: JSON marker of a mapping with non-string keys (see the module docstring).
+PAIRS = "$pairs"
+
+
+def encode_keys(value: Any) -> Any:
+    """``value`` with every mapping that has a non-string key written as ``{"$pairs": [[k, v], ...]}``."""
+    if isinstance(value, Mapping):
+        if all(isinstance(k, str) for k in value):
+            return {k: encode_keys(v) for k, v in value.items()}
+        return {PAIRS: [[k, encode_keys(v)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return [encode_keys(v) for v in value]
+    return value
+
+
+def decode_keys(value: Any) -> Any:
+    """Inverse of :func:`encode_keys`."""
+    if isinstance(value, Mapping):
+        pairs = value.get(PAIRS) if len(value) == 1 else None
+        if isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            return {k: decode_keys(v) for k, v in pairs}
+        return {k: decode_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_keys(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -29,8 +64,11 @@ class PartyTask:
     conf: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``{"role", "party_id", "parameters"}``, plus ``"conf"`` when it is not empty."""
-        out: dict[str, Any] = {**self.party.to_dict(), "parameters": dict(self.parameters)}
+        """JSON form: ``{"role", "party_id", "parameters"}``, plus ``"conf"`` when it is not empty.
+
+        Parameter mappings with non-string keys are written with the ``$pairs`` marker (module docstring).
+        """
+        out: dict[str, Any] = {**self.party.to_dict(), "parameters": encode_keys(dict(self.parameters))}
         if self.conf:
             out["conf"] = dict(self.conf)
         return out
@@ -40,7 +78,7 @@ class PartyTask:
         """Inverse of :meth:`to_dict`."""
         return cls(
             Party(data["role"], str(data["party_id"])),
-            dict(data.get("parameters") or {}),
+            decode_keys(dict(data.get("parameters") or {})),
             dict(data.get("conf") or {}),
         )
 
@@ -52,6 +90,11 @@ class TaskPlan:
     :param name: component name = Airflow task id at every party.
     :param component: the module (1.x) or component_ref (2.x) exactly as written in the file.
     :param implementation: our catalogue entry, ``name@version`` (e.g. ``hetero_lr@1.0.0``).
+    :param provider: the provider that runs it at every party: ``native`` (this project's components)
+        or an installed provider's :attr:`~fate_airflow.core.providers.ProviderInfo.ref`, e.g.
+        ``fate:2.2.0`` (chosen at plan time, see :mod:`fate_airflow.dsl.selection`). For a FATE 1.x
+        task on the fate provider, :attr:`parties` hold the parameters already translated to FATE 2.2's
+        (:mod:`fate_airflow.dsl.v1_to_v2`).
     :param upstream: names of tasks whose outputs this task consumes (graph edges), sorted.
     :param inputs: every input, including warehouse inputs that are not edges.
     :param outputs: declared outputs by kind, e.g. ``{"data": ["data"], "model": ["model"]}``.
@@ -69,6 +112,7 @@ class TaskPlan:
     outputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     stage: str = "train"
     conf: Mapping[str, Any] = field(default_factory=dict)
+    provider: str = NATIVE
 
     @property
     def party_ids(self) -> tuple[str, ...]:
@@ -95,6 +139,7 @@ class TaskPlan:
             "name": self.name,
             "component": self.component,
             "implementation": self.implementation,
+            "provider": self.provider,
             "upstream": list(self.upstream),
             "stage": self.stage,
             "inputs": [i.to_dict() for i in self.inputs],
@@ -116,6 +161,8 @@ class TaskPlan:
             outputs={k: tuple(v) for k, v in (data.get("outputs") or {}).items()},
             stage=data.get("stage", "train"),
             conf=dict(data.get("conf") or {}),
+            # Plans written before providers existed only ever ran native components.
+            provider=data.get("provider") or NATIVE,
         )
 
 
@@ -192,4 +239,14 @@ class JobPlan:
         )
 
 
-__all__ = ["InputRef", "JobPlan", "PartyTask", "PlanFormat", "Stage", "TaskPlan"]
+__all__ = [
+    "PAIRS",
+    "InputRef",
+    "JobPlan",
+    "PartyTask",
+    "PlanFormat",
+    "Stage",
+    "TaskPlan",
+    "decode_keys",
+    "encode_keys",
+]

@@ -11,7 +11,11 @@ Semantics follow FATE-Flow 1.11 (see ``fate-flow.md`` §2.2):
 * a component never runs at a role it does not support (FATE drops it silently, e.g. no Reader at the
   arbiter);
 * edges are ``<cpn>.<output>`` references in ``input.{data,model,isometric_model,cache}``;
-  ``pipeline.<cpn>.<model>`` references (predict jobs) name a stored model and are not edges.
+  ``pipeline.<cpn>.<model>`` references (predict jobs) name a stored model and are not edges;
+* the provider running a component is the conf's ``provider.common.<cpn>``, else the DSL's
+  ``components.<cpn>.provider``, else chosen by :mod:`fate_airflow.dsl.selection`; a module this
+  project does not implement runs on the FATE provider when :mod:`fate_airflow.dsl.v1_to_v2` maps it
+  onto a FATE 2.2 component, with its parameters translated by that module's table.
 
 DSL v1 (FATE ≤ 1.6: ``args.*`` inputs, ``role_parameters``, ``algorithm_parameters``) is recognised
 and rejected with conversion advice.
@@ -19,10 +23,11 @@ and rejected with conversion advice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fate_airflow.core.providers import NATIVE, ProviderInfo
 from fate_airflow.core.types import ROLE_ORDER, InputKind, InputRef, Party
 from fate_airflow.dsl._common import (
     Doc,
@@ -43,6 +48,8 @@ from fate_airflow.dsl.catalogue import BY_COMPONENT_REF, BY_MODULE, CatalogueEnt
 from fate_airflow.dsl.graph import topological_order
 from fate_airflow.dsl.merge import deep_merge
 from fate_airflow.dsl.plan import JobPlan, PartyTask, PlanFormat, TaskPlan
+from fate_airflow.dsl.selection import Explicit, Want, select_provider
+from fate_airflow.dsl.v1_to_v2 import MODULES, translate
 
 FORMAT: PlanFormat = "fate-1.x-dsl-v2"
 INPUT_KINDS: tuple[str, ...] = ("data", "model", "isometric_model", "cache")
@@ -77,6 +84,7 @@ class _Component:
     entry: CatalogueEntry | None
     refs: list[_Ref] = field(default_factory=list)
     outputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    provider: object = None  # components.<c>.provider as written
 
 
 @dataclass
@@ -145,7 +153,7 @@ def _parse_components(dsl: Doc, problems: Problems) -> dict[str, _Component]:
             problems.add(
                 dsl, (*path, "module"), f"unknown component module {module!r}: not in the catalogue{hint}"
             )
-        component = _Component(name, module, entry)
+        component = _Component(name, module, entry, provider=body.get("provider"))
         _parse_outputs(dsl, problems, body, path, component)
         _parse_inputs(dsl, problems, body, path, component)
         components[name] = component
@@ -453,13 +461,22 @@ def _parameters(conf: _Conf, component: str, role: str, index: int) -> dict[str,
 # --------------------------------------------------------------------------- plan
 
 
-def plan_v1(dsl: Doc, conf: Doc | None, problems: Problems, *, source: str) -> JobPlan | None:
+def plan_v1(
+    dsl: Doc,
+    conf: Doc | None,
+    problems: Problems,
+    *,
+    source: str,
+    providers: Sequence[ProviderInfo] | None = None,
+) -> JobPlan | None:
     """Validate a 1.x DSL v2 job and build its plan.
 
     :param dsl: the parsed ``dsl`` file.
     :param conf: the parsed runtime conf (with trigger overrides merged in), None if not given.
     :param problems: receives every problem found.
     :param source: the plan's ``source`` text.
+    :param providers: the providers installed at this party (None: not known, see
+        :mod:`fate_airflow.dsl.selection`).
     :returns: the plan, or None if any problem was found.
     """
     evidence = _v1_evidence(dsl, conf)
@@ -491,6 +508,11 @@ def plan_v1(dsl: Doc, conf: Doc | None, problems: Problems, *, source: str) -> J
     if conf is not None:
         _check_reader_tables(conf, problems, components, parsed)
         _check_roles_present(dsl, problems, components, parsed)
+    chosen = {name: _provider(dsl, conf, problems, c, providers) for name, c in components.items()}
+    if conf is not None:
+        for name, component in components.items():
+            if chosen[name] not in (None, NATIVE):
+                _check_translation(conf, problems, component, parsed)
     if problems or parsed.initiator is None:
         return None
 
@@ -504,6 +526,7 @@ def plan_v1(dsl: Doc, conf: Doc | None, problems: Problems, *, source: str) -> J
     for name in order:
         component = components[name]
         assert component.entry is not None and component.module is not None  # no problems recorded
+        provider = chosen[name] or NATIVE
         shares: list[PartyTask] = []
         for role in ROLE_ORDER:
             if role not in component.entry.roles_v1:
@@ -512,6 +535,11 @@ def plan_v1(dsl: Doc, conf: Doc | None, problems: Problems, *, source: str) -> J
                 params = _parameters(parsed, name, role, index)
                 if params.pop("need_run", True) is False or pid is None:
                     continue
+                if provider != NATIVE:
+                    params, errors = translate(component.module, params)
+                    for _, message in errors:  # only checks spanning several fields get here
+                        assert conf is not None
+                        problems.add(conf, ("component_parameters", "common", name), message)
                 shares.append(PartyTask(Party(role, pid), params))
         tasks.append(
             TaskPlan(
@@ -524,8 +552,11 @@ def plan_v1(dsl: Doc, conf: Doc | None, problems: Problems, *, source: str) -> J
                 outputs=dict(component.outputs),
                 stage=stage,
                 conf=dict(task_conf),
+                provider=provider,
             )
         )
+    if problems:
+        return None
     return JobPlan(
         format=FORMAT,
         stage=stage,
@@ -535,6 +566,68 @@ def plan_v1(dsl: Doc, conf: Doc | None, problems: Problems, *, source: str) -> J
         job_parameters=dict(parsed.job_common),
         source=source,
     )
+
+
+def _provider(
+    dsl: Doc,
+    conf: Doc | None,
+    problems: Problems,
+    component: _Component,
+    providers: Sequence[ProviderInfo] | None,
+) -> str | None:
+    """The provider running ``component`` (:mod:`fate_airflow.dsl.selection`); None after a problem."""
+    if component.entry is None or component.module is None:
+        return None
+    name = component.name
+    explicit: Explicit | None = None
+    if component.provider is not None:
+        explicit = Explicit(component.provider, dsl, ("components", name, "provider"))
+    section = conf.data.get("provider") if conf is not None else None
+    if conf is not None and section is not None:
+        if not isinstance(section, Mapping):
+            problems.add(conf, ("provider",), f"expected a mapping, got {type_name(section)}")
+        else:
+            common = section.get("common")
+            if isinstance(common, Mapping) and common.get(name) is not None:
+                # FATE-Flow 1.x: the conf's provider wins over the DSL's.
+                explicit = Explicit(common[name], conf, ("provider", "common", name))
+            by_role = section.get("role")
+            if isinstance(by_role, Mapping) and by_role:
+                problems.add(
+                    conf,
+                    ("provider", "role"),
+                    "one provider runs a component at every party: use provider.common.<component>",
+                )
+    want = Want(
+        name,
+        component.module,
+        component.entry.native,
+        MODULES.get(component.module),
+        dsl,
+        ("components", name, "module"),
+    )
+    return select_provider(problems, want, explicit, providers)
+
+
+def _check_translation(conf: Doc, problems: Problems, component: _Component, parsed: _Conf) -> None:
+    """Every parameter block of a component running on the FATE provider must translate to FATE 2.2's.
+
+    Blocks are checked where they are written (common, then each role key), so problems name the field.
+    """
+    assert component.module is not None
+    name = component.name
+    blocks: list[tuple[FieldPath, Mapping[str, Any]]] = []
+    if name in parsed.common:
+        blocks.append((("component_parameters", "common", name), parsed.common[name]))
+    for rk in parsed.role_keys:
+        if name in rk.by_component:
+            blocks.append((("component_parameters", "role", rk.role, rk.key, name), rk.by_component[name]))
+    for path, block in blocks:
+        params = {k: v for k, v in block.items() if k != "need_run"}
+        _, errors = translate(component.module, params)
+        for rel, message in errors:
+            if rel:  # a field of this block; cross-field checks run on the merged parameters later
+                problems.add(conf, (*path, *rel), message)
 
 
 def _optional_text(value: object) -> str | None:

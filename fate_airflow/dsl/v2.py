@@ -11,7 +11,12 @@ Semantics follow FATE-Flow 2.2 (see ``fate-flow.md`` §2.3):
 * inputs are ``task_output_artifact`` (an edge), ``data_warehouse`` (a stored table) or
   ``model_warehouse`` (a stored model); ``party_tasks.<alias>.tasks.<t>.inputs`` replace the task's
   input of the same kind and key at the alias's parties. ``parties`` (or the older ``roles``) inside
-  an input restrict which parties consume it. ``dependent_tasks`` is informational and ignored.
+  an input restrict which parties consume it. ``dependent_tasks`` is informational and ignored;
+* the provider running a task is the task conf's ``provider`` (``dag.conf.task.provider`` ←
+  ``tasks.<t>.conf.provider``, e.g. ``fate:2.2.0@local``), else chosen by
+  :mod:`fate_airflow.dsl.selection`; one provider runs a task at every party, so a
+  ``party_tasks`` conf may only repeat it. The job-wide ``dag.conf.task.provider`` does not apply to
+  the table reader, which is FATE-Flow's own component in FATE too, not a provider's.
 
 Schema ``2.0.0.alpha`` (``inputs.artifacts``, file-URI readers) is historical and rejected.
 """
@@ -19,10 +24,11 @@ Schema ``2.0.0.alpha`` (``inputs.artifacts``, file-URI readers) is historical an
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fate_airflow.core.providers import NATIVE, ProviderInfo
 from fate_airflow.core.types import ROLE_ORDER, InputKind, InputRef, Party
 from fate_airflow.dsl._common import (
     Doc,
@@ -42,6 +48,7 @@ from fate_airflow.dsl.catalogue import BY_COMPONENT_REF, BY_MODULE, CatalogueEnt
 from fate_airflow.dsl.graph import topological_order
 from fate_airflow.dsl.merge import merge_all
 from fate_airflow.dsl.plan import JobPlan, PartyTask, PlanFormat, TaskPlan
+from fate_airflow.dsl.selection import Explicit, Want, select_provider
 
 FORMAT: PlanFormat = "fate-2.x-dag"
 STAGES: tuple[str, ...] = ("train", "predict", "default", "cross_validation")
@@ -87,6 +94,8 @@ class _Task:
     slots: list[_Slot]
     path: FieldPath
     running: list[Party] = field(default_factory=list)
+    #: Where the effective ``conf.provider`` was written (task conf, else dag.conf.task), if anywhere.
+    provider_path: FieldPath | None = None
 
 
 @dataclass
@@ -251,12 +260,20 @@ class _Context:
     model_warehouse: Mapping[str, Any]
 
 
-def plan_v2(doc: Doc, problems: Problems, *, source: str) -> JobPlan | None:
+def plan_v2(
+    doc: Doc,
+    problems: Problems,
+    *,
+    source: str,
+    providers: Sequence[ProviderInfo] | None = None,
+) -> JobPlan | None:
     """Validate a 2.x DAG document and build its plan.
 
     :param doc: the parsed document, with trigger overrides merged in.
     :param problems: receives every problem found.
     :param source: the plan's ``source`` text.
+    :param providers: the providers installed at this party (None: not known, see
+        :mod:`fate_airflow.dsl.selection`).
     :returns: the plan, or None if any problem was found.
     """
     if not _check_schema(doc, problems):
@@ -282,6 +299,12 @@ def plan_v2(doc: Doc, problems: Problems, *, source: str) -> JobPlan | None:
 
     conf = get_mapping(problems, doc, dag, "conf", ("dag", "conf")) or {}
     conf_task = get_mapping(problems, doc, conf, "task", ("dag", "conf", "task")) or {}
+    if conf.get("provider") is not None:
+        problems.add(
+            doc,
+            ("dag", "conf", "provider"),
+            "FATE-Flow 2.x reads the provider from the task conf: move it to dag.conf.task.provider",
+        )
     model_warehouse = (
         get_mapping(problems, doc, conf, "model_warehouse", ("dag", "conf", "model_warehouse")) or {}
     )
@@ -314,6 +337,11 @@ def plan_v2(doc: Doc, problems: Problems, *, source: str) -> JobPlan | None:
     for cycle in cycles:
         problems.add(doc, ("dag", "tasks"), f"cycle: {' -> '.join(cycle)}")
     shares = {name: _shares(ctx, task) for name, task in ctx.tasks.items()}
+    chosen = {name: _provider(ctx, task, providers) for name, task in ctx.tasks.items()}
+    for name, task in ctx.tasks.items():
+        provider = chosen[name]
+        if provider is not None and provider != NATIVE and task.entry is not None:
+            shares[name], inputs[name] = _fate_roles_only(ctx, task, shares[name], inputs[name], provider)
     if problems or initiator is None:
         return None
 
@@ -332,6 +360,7 @@ def plan_v2(doc: Doc, problems: Problems, *, source: str) -> JobPlan | None:
                 outputs=dict(task.entry.outputs_v2),
                 stage=task.stage,
                 conf=dict(task.conf),
+                provider=chosen[name] or NATIVE,
             )
         )
     return JobPlan(
@@ -398,7 +427,80 @@ def _parse_task(
     if entry is not None and entry.implementation == READER:
         _check_table_params(ctx, parameters, (*path, "parameters"))
     slots = _parse_slots(doc, problems, body, (*path, "inputs"), None)
-    return _Task(name, ref, entry, parameters, merge_all(conf_task, task_conf), stage, explicit, slots, path)
+    provider_path: FieldPath | None = None
+    if task_conf.get("provider") is not None:
+        provider_path = (*path, "conf", "provider")
+    elif conf_task.get("provider") is not None:
+        provider_path = ("dag", "conf", "task", "provider")
+    merged = merge_all(conf_task, task_conf)
+    return _Task(
+        name, ref, entry, parameters, merged, stage, explicit, slots, path, provider_path=provider_path
+    )
+
+
+def _provider(ctx: _Context, task: _Task, providers: Sequence[ProviderInfo] | None) -> str | None:
+    """The provider running ``task`` (:mod:`fate_airflow.dsl.selection`); None after a problem."""
+    if task.entry is None or task.ref is None:
+        return None
+    entry, value = task.entry, task.conf.get("provider")
+    explicit: Explicit | None = None
+    if value is not None and task.provider_path is not None:
+        job_wide = task.provider_path[:3] == ("dag", "conf", "task")
+        # FATE-Flow's own components (the table reader) are not provider components: a job-wide
+        # provider does not move them; naming a provider on the task itself still does (and fails).
+        if not (job_wide and entry.native and entry.fate_component is None):
+            explicit = Explicit(value, ctx.doc, task.provider_path)
+    for alias in ctx.aliases:
+        if not alias.parties.intersection(task.running):
+            continue
+        layers: list[tuple[Mapping[str, Any], FieldPath]] = [
+            (alias.conf, ("dag", "party_tasks", alias.name, "conf"))
+        ]
+        if task.name in alias.tasks:
+            layers.append((alias.tasks[task.name].conf, (*alias.tasks[task.name].path, "conf")))
+        for layer, lpath in layers:
+            if layer.get("provider") is not None and layer["provider"] != value:
+                ctx.problems.add(
+                    ctx.doc,
+                    (*lpath, "provider"),
+                    f"one provider runs task {task.name} at every party: set it in "
+                    f"dag.tasks.{task.name}.conf.provider (or dag.conf.task.provider), not per party",
+                )
+    want = Want(
+        task.name, task.ref, entry.native, entry.fate_component, ctx.doc, (*task.path, "component_ref")
+    )
+    return select_provider(ctx.problems, want, explicit, providers)
+
+
+def _fate_roles_only(
+    ctx: _Context, task: _Task, shares: list[PartyTask], inputs: list[InputRef], provider: str
+) -> tuple[list[PartyTask], list[InputRef]]:
+    """Shares and inputs without the roles FATE's component does not run at (e.g. evaluation at the arbiter).
+
+    Parties listed explicitly at such a role are a problem (an explicit party is never dropped silently).
+    """
+    entry = task.entry
+    if entry is None or entry.fate_roles is None:
+        return shares, inputs
+    roles = entry.fate_roles
+    if task.explicit is not None:
+        for role in sorted({p.role for p in task.explicit if p.role not in roles}, key=ROLE_ORDER.index):
+            ctx.problems.add(
+                ctx.doc,
+                (*task.path, "parties"),
+                f"component {task.ref!r} on provider {provider} does not run at role {role} "
+                f"(FATE 2.2's runs at {', '.join(roles)})",
+            )
+    kept = [s for s in shares if s.party.role in roles]
+    trimmed: list[InputRef] = []
+    for ref in inputs:
+        if ref.parties is not None:
+            parties = tuple(p for p in ref.parties if p.role in roles)
+            if not parties:
+                continue
+            ref = replace(ref, parties=parties)
+        trimmed.append(ref)
+    return kept, trimmed
 
 
 def _supported(

@@ -10,6 +10,9 @@
 * A broken job file never takes the others down: each file is planned on its own, and a broken one
   becomes a placeholder DAG with the same dag id, tagged ``invalid``, whose description carries the
   error (the same text as ``fate-airflow dsl plan``) and whose only task fails with it.
+* Each task's component provider is chosen at plan time from the providers installed at this party
+  (``[fate] provider_dir``): a job needing a provider the party lacks becomes an ``invalid`` DAG naming
+  it, instead of failing halfway through a run. Without the setting, providers are not checked.
 
 Only local files are read here (DAG parsing must stay cheap and offline).
 """
@@ -24,7 +27,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, conf, get_parsing_context
 
-from fate_airflow.core.errors import DslError
+from fate_airflow.core.errors import ConfigError, DslError
+from fate_airflow.core.providers import ProviderInfo, ProviderRegistry, native_provider
 from fate_airflow.deploy.received import RECEIVED_SUFFIX, read_received_plan
 from fate_airflow.dsl import JobPlan, discover_jobs, job_conf_document, load_source
 from fate_airflow.provider.operators.component import FederatedComponentOperator
@@ -38,12 +42,38 @@ _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", in
 def _params(document: Mapping[str, Any]) -> dict[str, Param]:
     params: dict[str, Param] = {}
     for key, value in document.items():
+        # Params are stored as JSON: number keys in component parameters (FATE's `frac: {0: 0.5}`)
+        # become strings there, and the loader matches them back to the file's keys on trigger.
+        value = _string_keys(value)
         json_type = _JSON_TYPES.get(type(value))
         schema: dict[str, Any] = {"type": [json_type, "null"]} if json_type else {}
         params[key] = Param(
             value, description=f"job conf `{key}` (deep-merged into the job file's conf)", **schema
         )
     return params
+
+
+def _string_keys(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
+
+
+def party_providers(provider_dir: str | Path | None) -> list[ProviderInfo] | None:
+    """The providers installed at this party, or None when the party has no provider folder setting.
+
+    An unreadable registry leaves native only (logged): jobs needing another provider then become
+    invalid DAGs naming the problem, rather than runs failing halfway.
+    """
+    if not provider_dir:
+        return None
+    try:
+        return ProviderRegistry(provider_dir).list()
+    except ConfigError as exc:
+        log.error("provider registry unreadable, planning with the native provider only: %s", exc)
+        return [native_provider()]
 
 
 def model_asset(dag_id: str, task_name: str) -> Asset:
@@ -158,10 +188,13 @@ def load_job_dags(
     *,
     party_id: str | None = None,
     only_dag_id: str | None = None,
+    providers: list[ProviderInfo] | None = None,
 ) -> dict[str, DAG]:
     """Build every job DAG of this party (or only ``only_dag_id``, when a worker parses for one task).
 
     Errors are contained per file: a broken file yields a placeholder DAG, never an exception.
+
+    :param providers: the providers installed at this party (:func:`party_providers`); None: unchecked.
     """
     dags: dict[str, DAG] = {}
     plans: dict[str, JobPlan] = {}
@@ -178,7 +211,7 @@ def load_job_dags(
                 continue
             files = [Path(src.dsl_path).name] + ([Path(src.conf_path).name] if src.conf_path else [])
             try:
-                plan = load_source(src)
+                plan = load_source(src, providers=providers)
                 params = job_conf_document(src)
             except DslError as exc:
                 log.error("invalid job %s: %s", src.dag_id, exc.problems)
@@ -224,17 +257,29 @@ def load_party_dags(loader_file: str) -> dict[str, DAG]:
 
     ``[fate] jobs_folder`` (default: ``jobs/`` next to the loader) is the drop folder;
     ``[fate] received_folder`` holds plans received from initiators; ``[fate] party_id`` names the
-    local party (shown in tags and docs). When a worker parses the file to run one task, only that
-    task's DAG is built.
+    local party (shown in tags and docs); ``[fate] provider_dir`` holds its installed component
+    providers. When a worker parses the file to run one task, only that task's DAG is built.
     """
     default_jobs = Path(loader_file).resolve().parent / "jobs"
     jobs_folder = Path(conf.get("fate", "jobs_folder", fallback=str(default_jobs)) or default_jobs)
     received = conf.get("fate", "received_folder", fallback=None)
     party_id = conf.get("fate", "party_id", fallback=None)
     only = get_parsing_context().dag_id
+    providers = party_providers(conf.get("fate", "provider_dir", fallback=None))
     return load_job_dags(
-        jobs_folder, Path(received) if received else None, party_id=party_id or None, only_dag_id=only
+        jobs_folder,
+        Path(received) if received else None,
+        party_id=party_id or None,
+        only_dag_id=only,
+        providers=providers,
     )
 
 
-__all__ = ["build_invalid_dag", "build_job_dag", "load_job_dags", "load_party_dags", "model_asset"]
+__all__ = [
+    "build_invalid_dag",
+    "build_job_dag",
+    "load_job_dags",
+    "load_party_dags",
+    "model_asset",
+    "party_providers",
+]

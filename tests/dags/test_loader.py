@@ -130,3 +130,43 @@ def test_airflow_cli_lists_and_triggers_the_good_dag_next_to_a_broken_one(tmp_pa
     assert trig.returncode == 0, trig.stderr
     state = run("dags", "state", "hetero_lr_normal", "job_cli_1")
     assert state.stdout.strip().splitlines()[-1].split(",")[0] in ("queued", "running")
+
+
+def test_tasks_get_the_party_providers(drop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``[fate] provider_dir`` set, each task's provider is chosen (and checked) when the DAG is built."""
+    from fate_airflow.core.providers import ProviderInfo, ProviderRegistry
+    from tests.conftest import SHARED
+    from tests.unit.dsl.test_selection import FATE_22_COMPONENTS
+
+    dags_dir = FATE_EXAMPLES / "v2-pipeline-dags"
+    if not dags_dir.is_dir():
+        dags_dir = SHARED / "fate-examples" / "v2-pipeline-dags"
+    if not (dags_dir / "sample__test_sample.yaml").exists():
+        pytest.skip("FATE's v2 pipeline DAGs are not available")
+    shutil.copy(dags_dir / "sample__test_sample.yaml", drop / "sample.yaml")
+    shutil.copy(V1 / "hetero_lr_normal_dsl.json", drop / "hetero_lr_normal_dsl.json")
+    shutil.copy(V1 / "hetero_lr_normal_conf.json", drop / "hetero_lr_normal_conf.json")
+    providers = tmp_path / "providers"
+    monkeypatch.setenv("AIRFLOW__FATE__PROVIDER_DIR", str(providers))
+
+    dags, errors = parse()
+    assert errors == {}
+    assert "invalid" in dags["sample"].tags  # type: ignore[attr-defined]
+    assert dags["sample"].description == (  # type: ignore[attr-defined]
+        "INVALID JOB FILE: sample.yaml: dag.tasks.sample_0.component_ref: component sample (task sample_0) "
+        "needs the FATE provider: run `fate-airflow provider install fate==2.2.0`"
+    )
+    assert "invalid" not in dags["hetero_lr_normal"].tags  # type: ignore[attr-defined]
+
+    ProviderRegistry(providers).register(ProviderInfo("fate", "2.2.0", components=FATE_22_COMPONENTS))
+    dags, errors = parse()
+    assert errors == {}
+    sample = dags["sample"]
+    assert "invalid" not in sample.tags  # type: ignore[attr-defined]
+    assert {"reader_0", "psi_0", "sample_0", "sample_1"} <= {t.task_id for t in sample.tasks}  # type: ignore[attr-defined]
+    # FATE's integer keys reach the DAG params as JSON-safe strings (and are matched back on trigger).
+    frac = sample.params["dag"]["tasks"]["sample_0"]["parameters"]["frac"]  # type: ignore[attr-defined]
+    assert frac == {"0": 0.5}
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    assert DagSerialization.to_dict(sample)  # Airflow can store it

@@ -29,6 +29,7 @@ def test_plan_prints_the_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
         "name",
         "component",
         "implementation",
+        "provider",
         "upstream",
         "stage",
         "inputs",
@@ -102,3 +103,19 @@ def test_subprocess_exit_codes_and_no_traceback(tmp_path: Path) -> None:
         assert res.stderr.strip()
         assert "Traceback" not in res.stderr
     assert res.stderr == f"{tmp_path / 'missing.yaml'}: no such file\n"
+
+
+def test_plan_checks_providers_with_provider_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fate_airflow.core.providers import ProviderInfo, ProviderRegistry
+
+    dsl = V1 / "test_secureboost_train_dsl.json"
+    conf = V1 / "test_secureboost_train_binary_conf.json"
+    assert main(["dsl", "plan", str(dsl), "--conf", str(conf), "--provider-dir", str(tmp_path)]) == 2
+    assert (
+        "needs the FATE provider: run `fate-airflow provider install fate==2.2.0`" in capsys.readouterr().err
+    )
+    ProviderRegistry(tmp_path).register(ProviderInfo("fate", "2.2.0", components=("hetero_secureboost",)))
+    assert main(["dsl", "plan", str(dsl), "--conf", str(conf), "--provider-dir", str(tmp_path)]) == 0
+    tasks = {t["name"]: t["provider"] for t in json.loads(capsys.readouterr().out)["tasks"]}
+    assert tasks["hetero_secure_boost_0"] == "fate:2.2.0"
+    assert tasks["intersection_0"] == "native"

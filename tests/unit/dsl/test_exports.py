@@ -15,6 +15,7 @@ def test_public_names() -> None:
         "TaskPlan",
         "deep_merge",
         "discover_jobs",
+        "fate_component",
         "job_conf_document",
         "load_job",
         "load_source",

@@ -1,0 +1,180 @@
+"""Plan-time provider selection: which provider runs each task.
+
+A task is run by exactly one provider at every party (:attr:`TaskPlan.provider`, a
+:attr:`~fate_airflow.core.providers.ProviderInfo.ref` such as ``native`` or ``fate:2.2.0``). The rule,
+per task:
+
+1. the provider the job file names for it, if any — FATE-Flow 2.2 reads ``provider`` from the task conf
+   (``dag.conf.task.provider``, overridden by ``dag.tasks.<t>.conf.provider``; FATE 1.x: the DSL's
+   ``components.<c>.provider`` or the conf's ``provider.common.<c>``), in any spelling of
+   :func:`~fate_airflow.core.providers.parse_provider_ref` (``fate:2.2.0@local``, ``fate==2.2.0``,
+   ``native``, ...). A named provider that is not installed, or that lacks the component, is an error
+   naming the field. FATE-Flow's own provider, ``fate_flow`` (its reader and upload), is this
+   project's native one;
+2. else ``native`` where this project implements the component;
+3. else the installed provider offering the component (FATE 2.2's name for it, see
+   :attr:`~fate_airflow.dsl.catalogue.CatalogueEntry.fate_component`);
+4. else a plan error naming the task, the component and the provider to install.
+
+So a job fails before it starts, never halfway, and may mix providers (native reader and PSI with
+FATE's SecureBoost).
+
+``providers=None`` (callers that do not know the party's installed providers, e.g. ``dsl plan``
+without ``--provider-dir``) keeps the behaviour from before providers existed: components this
+project does not implement plan as ``native`` and fail when they run, and an explicitly named provider
+is taken as written (with its version) without checking that it is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fate_airflow.core.errors import ConfigError
+from fate_airflow.core.providers import NATIVE, ProviderInfo, parse_provider_ref, version_key
+from fate_airflow.dsl._common import Doc, FieldPath, Problems
+from fate_airflow.dsl.catalogue import BY_IMPLEMENTATION
+from fate_airflow.dsl.plan import JobPlan, TaskPlan
+from fate_airflow.dsl.v1_to_v2 import MODULES
+
+#: The provider users are told to install for FATE components.
+FATE_INSTALL = "fate-airflow provider install fate==2.2.0"
+#: FATE-Flow's own provider (reader, upload, ...): here those components are native.
+FATE_FLOW = "fate_flow"
+
+
+@dataclass(frozen=True)
+class Explicit:
+    """A provider named in a job file.
+
+    :param value: the value as written.
+    :param doc: the document it is in.
+    :param path: its field path (for problems).
+    """
+
+    value: object
+    doc: Doc
+    path: FieldPath
+
+
+@dataclass(frozen=True)
+class Want:
+    """What a task needs from a provider.
+
+    :param task: the task (component) name.
+    :param component: the module / component_ref as written.
+    :param native: whether the native provider implements it.
+    :param fate_component: FATE 2.2's component for it, or None.
+    :param doc: where to report a problem of implicit selection.
+    :param path: field path of that problem (the task's ``component_ref`` / ``module``).
+    """
+
+    task: str
+    component: str
+    native: bool
+    fate_component: str | None
+    doc: Doc
+    path: FieldPath
+
+
+def _installed(providers: Sequence[ProviderInfo]) -> str:
+    return ", ".join(p.ref for p in providers) or "none"
+
+
+def _best(candidates: Sequence[ProviderInfo]) -> ProviderInfo:
+    # Prefer FATE's own library, then the newest version.
+    return max(candidates, key=lambda p: (p.name == "fate", p.name, version_key(p.version)))
+
+
+def select_provider(
+    problems: Problems,
+    want: Want,
+    explicit: Explicit | None,
+    providers: Sequence[ProviderInfo] | None,
+) -> str | None:
+    """The provider ref that runs the task (see the module docstring), or None after recording why not."""
+    label = f"component {want.component} (task {want.task})"
+    if explicit is not None:
+        return _explicit(problems, want, explicit, providers, label)
+    if want.native:
+        return NATIVE
+    if providers is None:
+        return NATIVE  # planned-only, as before providers existed: fails when it runs
+    if want.fate_component is not None:
+        offering = [p for p in providers if not p.is_native and p.offers(want.fate_component)]
+        if offering:
+            return _best(offering).ref
+        problems.add(want.doc, want.path, f"{label} needs the FATE provider: run `{FATE_INSTALL}`")
+        return None
+    problems.add(
+        want.doc,
+        want.path,
+        f"{label} is not implemented: neither the native provider nor FATE 2.2 has it",
+    )
+    return None
+
+
+def _explicit(
+    problems: Problems,
+    want: Want,
+    explicit: Explicit,
+    providers: Sequence[ProviderInfo] | None,
+    label: str,
+) -> str | None:
+    doc, path = explicit.doc, explicit.path
+    try:
+        name, version = parse_provider_ref(explicit.value)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        problems.add(doc, path, str(exc))
+        return None
+    if name == NATIVE or (name == FATE_FLOW and want.native and want.fate_component is None):
+        if want.native:
+            return NATIVE
+        hint = f"; it needs the FATE provider (`{FATE_INSTALL}`)" if want.fate_component else ""
+        problems.add(doc, path, f"{label} is not implemented by the native provider{hint}")
+        return None
+    if want.fate_component is None:
+        problems.add(
+            doc,
+            path,
+            f"{label} cannot run on provider {explicit.value}: FATE 2.2 has no such component"
+            + (" (native only)" if want.native else ""),
+        )
+        return None
+    if providers is None:
+        if version is None:
+            problems.add(doc, path, f"provider {explicit.value!r}: name its version (e.g. {name}:2.2.0)")
+            return None
+        return f"{name}:{version}"
+    found = [p for p in providers if p.name == name and version in (None, p.version)]
+    if not found:
+        wanted = f"{name}=={version}" if version else f"{name}==2.2.0" if name == "fate" else name
+        problems.add(
+            doc,
+            path,
+            f"provider {explicit.value} is not installed at this party (installed: {_installed(providers)}); "
+            f"run `fate-airflow provider install {wanted}`",
+        )
+        return None
+    chosen = max(found, key=lambda p: version_key(p.version))
+    if not chosen.offers(want.fate_component):
+        problems.add(doc, path, f"{label}: provider {chosen.ref} has no component {want.fate_component!r}")
+        return None
+    return chosen.ref
+
+
+def fate_component(plan: JobPlan, task: TaskPlan) -> str | None:
+    """FATE 2.2's component name for ``task`` when an installed provider runs it, else None.
+
+    2.x tasks name it themselves (``component_ref``); 1.x modules map through
+    :data:`fate_airflow.dsl.v1_to_v2.MODULES` (their parameters in the plan are already translated).
+    """
+    if task.provider == NATIVE:
+        return None
+    if plan.format == "fate-1.x-dsl-v2":
+        return MODULES.get(task.component)
+    entry = BY_IMPLEMENTATION.get(task.implementation)
+    return entry.fate_component if entry is not None else task.component
+
+
+__all__ = ["FATE_INSTALL", "Explicit", "Want", "fate_component", "select_provider"]
