@@ -6,8 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The demo and tests keep all party state under this folder; delete it to start over.
 FATE_HOME ?= $(CURDIR)/.fate
+# FATE 2.2's isolated environment (the FATE provider), built once and reused by every test party.
+PROVIDER_ENVS ?= $(FATE_HOME)/provider-envs
+TEST_PROVIDERS := $(FATE_HOME)/test-providers
 
-.PHONY: install test lint typecheck contracts pytest demo up down proto proto-check lock clean
+.PHONY: install test lint typecheck contracts pytest provider-env demo up down proto proto-check lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,8 +36,12 @@ proto: install
 proto-check: install
 	$(BIN)/python scripts/gen_protos.py --check
 
-pytest: install
-	$(BIN)/pytest
+# Idempotent: a complete environment in $(PROVIDER_ENVS) is only registered again (seconds).
+provider-env: install
+	$(BIN)/fate-airflow provider install fate==2.2.0 --provider-dir $(TEST_PROVIDERS) --env-cache $(PROVIDER_ENVS)
+
+pytest: install provider-env
+	FATE_AIRFLOW_TEST_PROVIDERS=$(TEST_PROVIDERS) FATE_AIRFLOW_FATE_ENV_CACHE=$(PROVIDER_ENVS) $(BIN)/pytest
 
 test: lint typecheck contracts proto-check pytest
 

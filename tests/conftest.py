@@ -10,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The project's reference folder (../shared next to the repository), when present.
 SHARED = REPO_ROOT.parent / "shared"
@@ -24,3 +26,35 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 # dag.test() only runs DAGs from the configured dags folder: the repository's loader.
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+
+def _missing_provider(reason: str) -> None:
+    # In CI the environment is built by `make provider-env` before pytest: missing means broken.
+    if os.environ.get("CI"):
+        pytest.fail(f"FATE provider unavailable in CI: {reason}")
+    pytest.skip(f"FATE provider unavailable ({reason}); run `make provider-env` or `make test`")
+
+
+@pytest.fixture(scope="session")
+def fate_provider_dir() -> Path:
+    """A provider folder with FATE 2.2 registered (`make provider-env` builds and registers it)."""
+    from fate_airflow.core.providers import ProviderRegistry
+
+    raw = os.environ.get("FATE_AIRFLOW_TEST_PROVIDERS", "")
+    if not raw:
+        _missing_provider("FATE_AIRFLOW_TEST_PROVIDERS is not set")
+    folder = Path(raw)
+    found = ProviderRegistry(folder).find("fate", "2.2.0")
+    if found is None or not Path(found.python).exists():
+        _missing_provider(f"fate 2.2.0 is not registered in {folder}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fate_python(fate_provider_dir: Path) -> str:
+    """The FATE 2.2 environment's interpreter."""
+    from fate_airflow.core.providers import ProviderRegistry
+
+    found = ProviderRegistry(fate_provider_dir).find("fate", "2.2.0")
+    assert found is not None
+    return found.python

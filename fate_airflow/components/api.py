@@ -34,6 +34,10 @@ class PartyTaskRequest:
     :param model_id: the job's model id (FATE convention), under which trained models are saved.
     :param model_version: the job's model version (= the job id in FATE 1.x).
     :param data_dir: the party's data root (tables, artifacts, models live below it).
+    :param provider: the component provider that runs it (``native`` or e.g. ``fate:2.2.0``).
+    :param provider_dir: the party's provider registry folder (where installed providers are listed).
+    :param ptp_address: the party gateway's internal PTP endpoint (``host:port``), which FATE
+        provider components federate through.
     """
 
     job_id: str
@@ -51,6 +55,9 @@ class PartyTaskRequest:
     model_id: str
     model_version: str
     data_dir: str
+    provider: str = "native"
+    provider_dir: str = ""
+    ptp_address: str = ""
 
 
 @dataclass(frozen=True)

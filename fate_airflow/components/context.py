@@ -272,6 +272,10 @@ class TaskContext:
     ) -> str:
         """Store a data output under the declared key (a 2.x name from ``preferred`` or 1.x's first key)."""
         key = self._output_key("data", preferred, default)
+        return self.store_data(key, table, aliases=(*preferred, default))
+
+    def store_data(self, key: str, table: Table, aliases: Sequence[str] = ()) -> str:
+        """Store a data output under exactly ``key`` (a provider that names its own outputs)."""
         address = ArtifactAddress(self.request.job_id, self.request.task_name, self.role, self.party_id, key)
         extra = {
             **table.meta.extra,
@@ -279,7 +283,7 @@ class TaskContext:
             "task_name": self.request.task_name,
         }
         uri = self.artifacts.write_data(address, table.with_meta(extra=extra))
-        self._records.append(OutputRecord(key, "data", uri, aliases=(*preferred, default)))
+        self._records.append(OutputRecord(key, "data", uri, aliases=tuple(aliases)))
         self.outputs[key] = uri
         self.info("stored data output %r: %d rows → %s", key, len(table.frame), uri)
         return uri
@@ -287,7 +291,11 @@ class TaskContext:
     def save_empty_data(self, preferred: Sequence[str] = ("output_data",), default: str = "data") -> None:
         """Record that this party has no data output (consumers see None, evaluation passes)."""
         key = self._output_key("data", preferred, default)
-        self._records.append(OutputRecord(key, "data", "", aliases=(*preferred, default), empty=True))
+        self.record_empty_data(key, aliases=(*preferred, default))
+
+    def record_empty_data(self, key: str, aliases: Sequence[str] = ()) -> None:
+        """Record that this party has no data output ``key`` (exactly that key)."""
+        self._records.append(OutputRecord(key, "data", "", aliases=tuple(aliases), empty=True))
 
     def model_key(self) -> ModelKey:
         """Where this task's model share is saved (the job's model id/version, this task name)."""
@@ -313,10 +321,14 @@ class TaskContext:
             **(meta or {}),
         }
         uri = self.models.save(self.model_key(), params, arrays, full_meta)
-        self._records.append(OutputRecord(key, "model", uri, aliases=(*preferred, default)))
-        self.outputs[key] = uri
+        self.record_model(key, uri, aliases=(*preferred, default))
         self.info("saved model %s", uri)
         return uri
+
+    def record_model(self, key: str, uri: str, aliases: Sequence[str] = ()) -> None:
+        """Record ``uri`` (in the model store) as this share's model output ``key``."""
+        self._records.append(OutputRecord(key, "model", uri, aliases=tuple(aliases)))
+        self.outputs[key] = uri
 
     # ------------------------------------------------------------------ lifecycle
 

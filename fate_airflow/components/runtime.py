@@ -12,10 +12,11 @@ import logging
 import threading
 import time
 
-from fate_airflow.components.api import PartyTaskRequest, PartyTaskResult
+from fate_airflow.components.api import Component, PartyTaskRequest, PartyTaskResult
 from fate_airflow.components.context import LOGGER_NAME, FateComponent, TaskContext
 from fate_airflow.components.registry import get_component
 from fate_airflow.core.errors import ComponentError
+from fate_airflow.core.providers import NATIVE
 from fate_airflow.federation.api import Federation
 from fate_airflow.storage.computing import ComputingAborted
 
@@ -35,7 +36,14 @@ def run_party_task(
     :raises StorageError: an input or output could not be read or written.
     :raises FederationError: a peer could not be reached.
     """
-    component = get_component(request.implementation, request.component)
+    component: Component
+    if request.provider == NATIVE:
+        component = get_component(request.implementation, request.component)
+    else:
+        # Imported on use: native tasks never pay for the FATE provider's module.
+        from fate_airflow.components.fate_provider import FateProviderComponent
+
+        component = FateProviderComponent()
     abort = abort if abort is not None else threading.Event()
     where = f"{request.task_name} ({request.implementation}) v{request.task_version} at {request.local}"
     started = time.monotonic()

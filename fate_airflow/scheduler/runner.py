@@ -19,6 +19,7 @@ from fate_airflow.components.api import PartyTaskRequest, PartyTaskResult
 from fate_airflow.core.errors import ComponentError
 from fate_airflow.core.types import ROLE_ORDER, Party
 from fate_airflow.dsl.plan import JobPlan
+from fate_airflow.dsl.selection import fate_component
 from fate_airflow.federation.api import Federation, FederationSession
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,21 @@ def fate_model_id(plan: JobPlan) -> str:
 
 
 def build_requests(
-    plan: JobPlan, task_name: str, party_id: str, *, job_id: str, task_version: int, data_dir: str
+    plan: JobPlan,
+    task_name: str,
+    party_id: str,
+    *,
+    job_id: str,
+    task_version: int,
+    data_dir: str,
+    provider_dir: str = "",
+    ptp_address: str = "",
 ) -> list[PartyTaskRequest]:
-    """One request per role ``party_id`` plays in ``task_name`` (empty when the task does not run here)."""
+    """One request per role ``party_id`` plays in ``task_name`` (empty when the task does not run here).
+
+    :param provider_dir: the party's provider registry (needed by tasks of installed providers).
+    :param ptp_address: the party gateway's PTP endpoint (FATE provider tasks federate through it).
+    """
     task = plan.task(task_name)
     parties = tuple(pt.party for pt in task.parties)
     model_id = str(plan.job_parameters.get("model_id") or "") if plan.stage == "predict" else ""
@@ -49,7 +62,8 @@ def build_requests(
             task_name=task.name,
             task_version=task_version,
             implementation=task.implementation,
-            component=task.component,
+            # A provider's component runs under its own name (1.x modules map to FATE 2.x names).
+            component=fate_component(plan, task) or task.component,
             stage=task.stage,
             local=share.party,
             parties=parties,
@@ -60,6 +74,9 @@ def build_requests(
             model_id=model_id or fate_model_id(plan),
             model_version=model_version or job_id,
             data_dir=data_dir,
+            provider=task.provider,
+            provider_dir=provider_dir,
+            ptp_address=ptp_address,
         )
         for share in shares
     ]

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from fate_airflow.core.errors import DslError, FateAirflowError
+from fate_airflow.core.errors import ConfigError, DslError, FateAirflowError
+from fate_airflow.core.providers import ProviderRegistry
 from fate_airflow.dsl import load_job
 from fate_airflow.dsl.plan import JobPlan
 from fate_airflow.federation.api import (
@@ -132,9 +133,15 @@ class FederatedComponentOperator(BaseOperator):
             dag_run = context["dag_run"]
             overrides: Mapping[str, Any] = dict(dag_run.conf or {})
             try:
-                plan = load_job(self.dsl_path, self.conf_path, overrides=overrides or None)
+                provider_dir = party_setting("provider_dir", "")
+                providers = ProviderRegistry(provider_dir).list() if provider_dir else None
+                plan = load_job(
+                    self.dsl_path, self.conf_path, overrides=overrides or None, providers=providers
+                )
             except DslError as exc:
                 raise AirflowFailException("invalid job:\n" + "\n".join(exc.problems)) from None
+            except ConfigError as exc:
+                raise AirflowFailException(f"provider registry: {exc}") from None
             self._check_structure(plan, context)
             if plan.initiator.party_id != self.party_id:
                 raise AirflowFailException(
@@ -260,7 +267,14 @@ class FederatedComponentOperator(BaseOperator):
         job_id = context["run_id"]
         data_dir = party_setting("data_dir")
         requests = build_requests(
-            plan, self.task_id, self.party_id, job_id=job_id, task_version=version, data_dir=data_dir
+            plan,
+            self.task_id,
+            self.party_id,
+            job_id=job_id,
+            task_version=version,
+            data_dir=data_dir,
+            provider_dir=party_setting("provider_dir", ""),
+            ptp_address=party_setting("ptp_address", ""),
         )
         roles = [r.local.role for r in requests]
         self.log.info(

@@ -1,0 +1,473 @@
+"""Run one party share of a FATE 2.2 component in the FATE provider's environment.
+
+The share's working folder is ``<data_dir>/fate/tasks/<job>/<task>/<role>_<party>/v<version>/``:
+``spec.json`` (what :mod:`.fate_task` runs), ``result.json`` (what it reports), ``out/`` (FATE's
+model, metric and exported data files), ``in/`` (our tables as CSV for FATE's reader). FATE's
+standalone computing keeps its tables under ``<data_dir>/fate/computing``, so a FATE output consumed
+by the next FATE task at this party is read in place, never converted back and forth.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+import psutil
+
+from fate_airflow.components.context import FateComponent, TaskContext
+from fate_airflow.core.errors import ComponentError, StorageError
+from fate_airflow.core.providers import ProviderInfo, ProviderRegistry, parse_provider_ref
+from fate_airflow.core.types import InputRef
+from fate_airflow.storage.table import Table
+from fate_airflow.tracking.model_store import ModelKey, StoredModel
+
+#: The script the provider's interpreter runs (it imports only the standard library and FATE).
+WORKER_SCRIPT = Path(__file__).with_name("fate_task.py")
+#: Seconds between checks of the abort event while the FATE process runs.
+_POLL = 0.2
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+#: FATE's metric record types whose ``data`` is one number (flattened into the task's metrics).
+_SCALAR = (int, float)
+
+
+def _safe(text: str) -> str:
+    return _SAFE.sub("_", text)
+
+
+def job_namespace(job_id: str) -> str:
+    """FATE computing namespace of a job's tables (job ids carry ``:`` and ``+``; LMDB paths may not)."""
+    return "fa_" + hashlib.sha256(job_id.encode()).hexdigest()[:20]
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the FATE process, its process group and every descendant (its computing pool)."""
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+def _label_type(table: Table) -> str:
+    label = table.meta.label_column
+    if label is None:
+        return "int64"
+    values = pd.to_numeric(table.frame[label], errors="coerce")
+    if values.notna().all() and (values == values.round()).all():
+        return "int64"
+    return "float64"
+
+
+def _fields(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    fields = (schema.get("schema_meta") or {}).get("fields") or []
+    return [f for f in fields if isinstance(f, Mapping)]
+
+
+#: FATE's prediction columns: kept beside the features, not as features (as native predictions).
+PREDICTION_COLUMNS = ("predict_score", "predict_result", "predict_detail", "type")
+
+
+def _detail_json(value: str) -> str:
+    """FATE writes ``predict_detail`` as a Python dict repr; store it as JSON like native outputs."""
+    text = value.strip().strip('"')
+    try:
+        parsed = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return value
+    return json.dumps(parsed, sort_keys=True) if isinstance(parsed, dict) else value
+
+
+def exported_table(csv: str, schema: Mapping[str, Any]) -> Table:
+    """One of FATE's dataframe outputs (exported as CSV by :mod:`.fate_task`) as a stored table.
+
+    The column roles come from FATE's own schema: ``match_id`` is our id column, ``label`` our label,
+    ``column`` entries our features except FATE's prediction columns, which stay beside them as in
+    native predictions; columns FATE types as numbers are numbers again.
+    """
+    frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    fields = _fields(schema)
+    by_property: dict[str, list[str]] = {}
+    dtypes: dict[str, str] = {}
+    for field in fields:
+        name = str(field.get("name"))
+        by_property.setdefault(str(field.get("property")), []).append(name)
+        dtypes[name] = str(field.get("dtype") or "")
+    id_column = (by_property.get("match_id") or [""])[0]
+    if id_column not in frame.columns:
+        raise StorageError(f"FATE output {csv} has no match id column (schema fields: {fields})")
+    labels = by_property.get("label") or []
+    label_column = labels[0] if labels else None
+    for column in frame.columns:
+        kind = dtypes.get(column, "")
+        if kind.startswith(("float", "int", "bool")):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    if "predict_detail" in frame.columns:
+        frame["predict_detail"] = [_detail_json(v) for v in frame["predict_detail"]]
+    features = [
+        c for c in by_property.get("column", []) if c in frame.columns and c not in PREDICTION_COLUMNS
+    ]
+    extra: dict[str, Any] = {}
+    if "predict_score" in frame.columns:
+        extra = {"predict_score": "predict_score", "predict_result": "predict_result"}
+    return Table.from_frame(
+        frame,
+        id_column=id_column,
+        label_column=label_column if label_column in frame.columns else None,
+        feature_columns=features,
+        extra=extra,
+    )
+
+
+class FateProviderComponent(FateComponent):
+    """Any FATE 2.2 component, run through the FATE provider (see the module docstring)."""
+
+    roles: ClassVar[tuple[str, ...]] = ("guest", "host", "arbiter", "local")
+
+    def execute(self, ctx: TaskContext) -> None:
+        """Run the share in FATE's environment and take its outputs into this party's store."""
+        request = ctx.request
+        provider = self._provider(ctx)
+        folder = (
+            Path(request.data_dir)
+            / "fate"
+            / "tasks"
+            / job_namespace(request.job_id)
+            / _safe(request.task_name)
+            / f"{ctx.role}_{ctx.party_id}"
+            / f"v{request.task_version}"
+        )
+        if folder.exists():
+            # A retry of the same version starts clean: FATE refuses to write an artifact twice.
+            import shutil
+
+            shutil.rmtree(folder)
+        (folder / "in").mkdir(parents=True)
+        spec = self._spec(ctx, folder)
+        spec_path, result_path = folder / "spec.json", folder / "result.json"
+        spec_path.write_text(json.dumps(spec, indent=2, default=str))
+        started = time.monotonic()
+        code = self._run_process(ctx, provider, spec_path, result_path, folder)
+        elapsed = round(time.monotonic() - started, 3)
+        result = self._read_result(ctx, result_path, code)
+        self._take_outputs(ctx, result)
+        ctx.summary["provider"] = provider.ref
+        ctx.summary["fate_component"] = request.component
+        ctx.summary["fate_process_seconds"] = elapsed
+
+    # ------------------------------------------------------------------ provider and spec
+
+    def _provider(self, ctx: TaskContext) -> ProviderInfo:
+        request = ctx.request
+        name, version = parse_provider_ref(request.provider)
+        if not request.provider_dir:
+            raise ComponentError(
+                f"{ctx.where}: this party has no provider folder ([fate] provider_dir); "
+                "run `fate-airflow party init` and `fate-airflow provider install fate==2.2.0`"
+            )
+        found = ProviderRegistry(request.provider_dir).find(name, version)
+        if found is None or not found.python:
+            raise ComponentError(
+                f"{ctx.where}: provider {request.provider} is not installed at party {ctx.party_id}; "
+                f"run `fate-airflow provider install {name}=={version or '2.2.0'}`"
+            )
+        if not Path(found.python).exists():
+            raise ComponentError(
+                f"{ctx.where}: provider {found.ref}'s interpreter {found.python} is missing; reinstall it"
+            )
+        return found
+
+    def _spec(self, ctx: TaskContext, folder: Path) -> dict[str, Any]:
+        request = ctx.request
+        if not request.ptp_address:
+            raise ComponentError(
+                f"{ctx.where}: this party's gateway has no PTP endpoint ([fate] ptp_address); "
+                "FATE components federate through it"
+            )
+        host, _, port = request.ptp_address.rpartition(":")
+        session = f"{request.job_id}_{request.task_name}_{request.task_version}"
+        party_task_id = f"{session}_{ctx.role}_{ctx.party_id}"
+        parties = [{"role": p.role, "partyid": p.party_id} for p in request.parties]
+        return {
+            "namespace": job_namespace(request.job_id),
+            "name_prefix": _safe(f"{request.task_name}_{ctx.role}_{ctx.party_id}_v{request.task_version}"),
+            "output_dir": str(folder / "out"),
+            "inputs": self._inputs(ctx, folder / "in"),
+            "task": {
+                "task_id": f"{request.job_id}_{request.task_name}",
+                "party_task_id": party_task_id,
+                "task_name": request.task_name,
+                "component": request.component,
+                "role": ctx.role,
+                "party_id": ctx.party_id,
+                "stage": request.stage or "default",
+                "parameters": dict(request.parameters),
+                "conf": {
+                    "device": {"type": "CPU"},
+                    "computing": {
+                        "type": "standalone",
+                        "metadata": {
+                            "computing_id": _safe(party_task_id),
+                            "options": {
+                                "data_dir": str(Path(request.data_dir) / "fate" / "computing"),
+                                "task_cores": int(request.job_parameters.get("task_cores") or 2),
+                            },
+                        },
+                    },
+                    "federation": {
+                        "type": "osx",
+                        "metadata": {
+                            "federation_id": session,
+                            "parties": {
+                                "local": {"role": ctx.role, "partyid": ctx.party_id},
+                                "parties": parties,
+                            },
+                            "osx_config": {"host": host, "port": int(port)},
+                        },
+                    },
+                },
+            },
+        }
+
+    # ------------------------------------------------------------------ inputs
+
+    def _inputs(self, ctx: TaskContext, folder: Path) -> dict[str, Any]:
+        """Every input of this share: FATE artifacts as they are, our tables as CSV for FATE's reader."""
+        inputs: dict[str, Any] = {}
+        for ref in ctx.request.inputs:
+            if ref.parties is not None and ctx.local not in ref.parties:
+                continue
+            if ref.kind == "data":
+                item = self._data_item(ctx, ref, folder, len(inputs.get(ref.key, {}).get("items", [])))
+            elif ref.kind in ("model", "isometric_model"):
+                item = self._model_item(ctx, ref, folder)
+            else:
+                continue
+            if item is not None:
+                inputs.setdefault(ref.key, {"items": []})["items"].append(item)
+        return inputs
+
+    def _data_item(self, ctx: TaskContext, ref: InputRef, folder: Path, index: int) -> dict[str, Any] | None:
+        table: Table | None
+        if ref.source == "data_warehouse":
+            if not ref.namespace or not ref.name:
+                raise ComponentError(f"{ctx.where}: data_warehouse input {ref.key!r} names no table")
+            table = ctx.tables.read(ref.namespace, ref.name)
+        elif ref.source == "task" and ref.producer_task:
+            record = ctx.artifacts.resolve(
+                ctx.request.job_id, ref.producer_task, ctx.local, ref.output_key or ref.key, "data"
+            )
+            if record is None:
+                return None
+            table = ctx.artifacts.read_data(record.uri)
+        else:
+            raise ComponentError(f"{ctx.where}: a {ref.source} input cannot be data ({ref.key!r})")
+        fate = table.meta.extra.get("fate_artifact")
+        if isinstance(fate, Mapping):
+            return {"kind": "fate", **fate}
+        csv = folder / f"{_safe(ref.key)}_{index}.csv"
+        table.frame.to_csv(csv, index=False)
+        return {
+            "kind": "table",
+            "csv": str(csv),
+            "id_column": table.meta.id_column,
+            "label_column": table.meta.label_column,
+            "label_type": _label_type(table),
+        }
+
+    def _model_item(self, ctx: TaskContext, ref: InputRef, folder: Path) -> dict[str, Any] | None:
+        if ref.source == "task" and ref.producer_task:
+            record = ctx.artifacts.resolve(
+                ctx.request.job_id, ref.producer_task, ctx.local, ref.output_key or ref.key, ref.kind
+            )
+            if record is None:
+                return None
+            stored: StoredModel | None = ctx.models.load(ModelKey.parse(record.uri))
+        else:
+            models = [m for r, m in ctx.model_inputs() if r == ref]
+            stored = models[0] if models else None
+        if stored is None:
+            return None
+        wanted = ref.output_key or ref.key
+        fate_models = stored.params.get("fate_models") or {}
+        artifacts = stored.meta.get("fate_artifacts") or {}
+        if wanted not in fate_models:
+            if len(fate_models) != 1:
+                raise ComponentError(
+                    f"{ctx.where}: model input {ref.key!r} is not a FATE model (from {ref.producer_task!r})"
+                )
+            wanted = next(iter(fate_models))
+        # Written out from the model store, so a model exported and imported elsewhere works too.
+        path = folder / f"model_{_safe(ref.key)}.json"
+        path.write_text(json.dumps(fate_models[wanted]))
+        artifact = dict(artifacts.get(wanted) or {})
+        return {
+            "kind": "fate",
+            "uri": path.as_uri(),
+            "metadata": artifact.get("metadata") or {"metadata": {}},
+            "type_name": artifact.get("type_name") or "json_model",
+        }
+
+    # ------------------------------------------------------------------ process
+
+    def _run_process(
+        self, ctx: TaskContext, provider: ProviderInfo, spec: Path, result: Path, folder: Path
+    ) -> int:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONNOUSERSITE"] = "1"
+        ctx.info("starting FATE %s (%s) with %s", ctx.request.component, provider.ref, provider.python)
+        proc = subprocess.Popen(
+            [provider.python, str(WORKER_SCRIPT), str(spec), str(result)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(folder),
+            env=env,
+            # Its own process group: stop/abort kills FATE's computing pool with it.
+            start_new_session=True,
+        )
+        log_path = folder / "fate_task.log"
+        pump = threading.Thread(target=self._pump, args=(ctx, proc, log_path), name="fate-log", daemon=True)
+        pump.start()
+        try:
+            while proc.poll() is None:
+                if ctx.abort.is_set():
+                    ctx.warning("aborting: killing the FATE process tree (pid %d)", proc.pid)
+                    _kill_tree(proc)
+                    raise ComponentError("aborted")
+                time.sleep(_POLL)
+        except BaseException:
+            if proc.poll() is None:
+                _kill_tree(proc)
+            raise
+        finally:
+            pump.join(timeout=5)
+        return int(proc.returncode)
+
+    @staticmethod
+    def _pump(ctx: TaskContext, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+        """Copy FATE's log lines into the Airflow task log (and the share's own log file)."""
+        assert proc.stdout is not None
+        with log_path.open("ab") as sink:
+            for raw in proc.stdout:
+                sink.write(raw)
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line:
+                    ctx.log.info("[fate %s] %s", ctx.where, line)
+
+    def _read_result(self, ctx: TaskContext, path: Path, code: int) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise ComponentError(
+                f"{ctx.where}: the FATE process exited with code {code} without a result "
+                f"(killed? see {path.parent / 'fate_task.log'})"
+            ) from None
+        status = result.get("status") or {}
+        if status.get("code") != 0 or code != 0:
+            trace = str(status.get("exceptions") or "").strip().splitlines()
+            last = trace[-1] if trace else f"exit code {code}"
+            raise ComponentError(f"{ctx.where}: FATE component {ctx.request.component} failed: {last}")
+        return result
+
+    # ------------------------------------------------------------------ outputs
+
+    def _take_outputs(self, ctx: TaskContext, result: Mapping[str, Any]) -> None:
+        outputs = (result.get("io_meta") or {}).get("outputs") or {}
+        exports = result.get("exports") or {}
+        for key, value in (outputs.get("data") or {}).items():
+            artifacts = [
+                a
+                for a in (value if isinstance(value, list) else [value])
+                if a.get("type_name") == "dataframe" and a.get("consumed", True)
+            ]
+            files = exports.get(key) or []
+            if not artifacts:
+                # Declared but not written at this role: consumers here get "no data", as natively.
+                ctx.record_empty_data(key)
+                continue
+            for index, (artifact, exported) in enumerate(zip(artifacts, files, strict=True)):
+                table = exported_table(exported["csv"], exported.get("schema") or {})
+                fate = {k: artifact[k] for k in ("uri", "metadata", "type_name") if k in artifact}
+                table = table.with_meta(extra={**table.meta.extra, "fate_artifact": fate})
+                ctx.store_data(key if not isinstance(value, list) else f"{key}_{index}", table)
+        self._take_models(ctx, outputs.get("model") or {})
+        self._take_metrics(ctx, outputs.get("metric") or {})
+
+    def _take_models(self, ctx: TaskContext, models: Mapping[str, Any]) -> None:
+        contents: dict[str, Any] = {}
+        artifacts: dict[str, Any] = {}
+        for key, artifact in models.items():
+            if isinstance(artifact, list) or artifact.get("type_name") != "json_model":
+                ctx.warning(
+                    "model output %r (%s) is kept only in FATE's folder", key, type(artifact).__name__
+                )
+                continue
+            path = Path(_uri_path(str(artifact["uri"])))
+            try:
+                contents[key] = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise ComponentError(f"{ctx.where}: cannot read FATE model {key!r} at {path}: {exc}") from exc
+            artifacts[key] = {k: artifact[k] for k in ("metadata", "type_name") if k in artifact}
+        if not contents:
+            return
+        uri = ctx.models.save(
+            ctx.model_key(),
+            {"fate_models": contents},
+            None,
+            {
+                "component": ctx.request.component,
+                "implementation": ctx.request.implementation,
+                "provider": ctx.request.provider,
+                "job_id": ctx.request.job_id,
+                "task_version": ctx.request.task_version,
+                "fate_artifacts": artifacts,
+            },
+        )
+        for key in contents:
+            ctx.record_model(key, uri)
+        ctx.info("saved FATE model(s) %s → %s", sorted(contents), uri)
+
+    def _take_metrics(self, ctx: TaskContext, metrics: Mapping[str, Any]) -> None:
+        records: list[Any] = []
+        for artifact in metrics.values():
+            for item in artifact if isinstance(artifact, list) else [artifact]:
+                path = Path(_uri_path(str(item.get("uri", ""))))
+                with contextlib.suppress(OSError, ValueError):
+                    loaded = json.loads(path.read_text())
+                    records.extend(loaded if isinstance(loaded, list) else [loaded])
+        if not records:
+            return
+        # FATE's own records (name, type, groups, step_axis, data) are kept whole for the UI;
+        # one-number records are also flattened so `job query` shows e.g. auc at a glance.
+        ctx.metrics["fate_metrics"] = records
+        for record in records:
+            if isinstance(record, Mapping) and isinstance(record.get("data"), _SCALAR):
+                ctx.metrics.setdefault(str(record.get("name")), record["data"])
+
+
+def _uri_path(uri: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path)
+
+
+__all__ = ["WORKER_SCRIPT", "FateProviderComponent", "exported_table", "job_namespace"]

@@ -1,0 +1,279 @@
+"""FATE 2.2's own components (the FATE provider) over real gateways, next to native components.
+
+Guest 9999 and host 10000 each run their share in the FATE provider's environment (real pyfate),
+federating through their own gateway's PTP endpoint; the gateways talk mutual TLS to each other.
+Native PSI feeds FATE components and native evaluation scores FATE's predictions, so the data
+bridges both ways are exercised. Expected values are FATE 2.2 standalone's on the same jobs
+(../shared/reference/fate22-results.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from fate_airflow.components.api import PartyTaskRequest
+from fate_airflow.components.simulate import TaskSpec, run_shares
+from fate_airflow.core.errors import ComponentError
+from fate_airflow.core.types import InputRef, Party
+from fate_airflow.federation.api import Federation, FederationSession
+from fate_airflow.federation.grpc import GatewayServer, GrpcFederation
+from fate_airflow.federation.grpc.localnet import (
+    client_config,
+    free_port,
+    gateway_config,
+    gateway_document,
+    provision,
+)
+from fate_airflow.storage import ArtifactStore, Table, TableStore
+from fate_airflow.tracking import ModelKey, ModelStore
+from tests.conftest import FATE_EXAMPLES
+
+DATA = FATE_EXAMPLES / "data"
+GUEST, HOST = Party("guest", "9999"), Party("host", "10000")
+PARTY_IDS = ("9999", "10000")
+FATE = "fate:2.2.0"
+
+pytestmark = pytest.mark.slow
+
+
+class Gateways:
+    """Two mTLS gateways, each with its party-internal PTP endpoint on loopback."""
+
+    def __init__(self, root: Path) -> None:
+        self.files = provision(root / "pki", PARTY_IDS)
+        self.addresses = {p: f"127.0.0.1:{free_port()}" for p in PARTY_IDS}
+        self.servers: dict[str, GatewayServer] = {}
+        for party in PARTY_IDS:
+            routes = {o: self.addresses[o] for o in PARTY_IDS if o != party}
+            doc = gateway_document(
+                party,
+                listen=self.addresses[party],
+                data_dir=root / f"gw-{party}",
+                routes=routes,
+                files=self.files,
+            )
+            doc["ptp_listen"] = "127.0.0.1:0"
+            server = GatewayServer(gateway_config(doc))
+            server.start()
+            self.servers[party] = server
+
+    def ptp(self, party_id: str) -> str:
+        return self.servers[party_id].ptp_address
+
+    def federation(self, request: PartyTaskRequest) -> Federation:
+        session = FederationSession(
+            request.job_id, request.task_name, request.task_version, request.local, request.parties
+        )
+        pid = request.local.party_id
+        return GrpcFederation(session, client_config(pid, self.addresses[pid], self.files))
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
+    gw = Gateways(tmp_path_factory.mktemp("gateways"))
+    yield gw
+    gw.close()
+
+
+@pytest.fixture
+def data_dirs(tmp_path: Path) -> dict[str, str]:
+    # Each test is its own job: the gateways are shared, and a federation session is per job.
+    dirs = {pid: str(tmp_path / pid) for pid in PARTY_IDS}
+    dirs["job_id"] = f"job-{tmp_path.name}"
+    guest = pd.read_csv(DATA / "breast_hetero_guest.csv", dtype={"id": str})
+    host = pd.read_csv(DATA / "breast_hetero_host.csv", dtype={"id": str})
+    TableStore.local(dirs["9999"]).write(
+        "experiment", "breast_hetero_guest", Table.from_frame(guest, id_column="id", label_column="y")
+    )
+    TableStore.local(dirs["10000"]).write(
+        "experiment", "breast_hetero_host", Table.from_frame(host, id_column="id")
+    )
+    return dirs
+
+
+def _run(
+    gw: Gateways,
+    spec: TaskSpec,
+    dirs: dict[str, str],
+    provider_dir: Path,
+    *,
+    provider: str = FATE,
+    abort: threading.Event | None = None,
+) -> dict[Party, object]:
+    requests = [
+        dataclasses.replace(
+            spec.request(
+                p, job_id=dirs["job_id"], data_dir=dirs[p.party_id], model_id="m", model_version="v"
+            ),
+            provider=provider,
+            provider_dir=str(provider_dir),
+            ptp_address=gw.ptp(p.party_id),
+        )
+        for p in spec.parties
+    ]
+    out = run_shares(requests, gw.federation, abort=abort)
+    for outcome in out.values():
+        if outcome.error is not None:
+            raise outcome.error
+    return {p: o.unwrap() for p, o in out.items()}
+
+
+PSI = TaskSpec(
+    "psi_0",
+    "intersection@1.0.0",
+    (GUEST, HOST),
+    component="psi",
+    inputs=(
+        InputRef(
+            "data",
+            "input_data",
+            "data_warehouse",
+            namespace="experiment",
+            name="breast_hetero_guest",
+            parties=(GUEST,),
+        ),
+        InputRef(
+            "data",
+            "input_data",
+            "data_warehouse",
+            namespace="experiment",
+            name="breast_hetero_host",
+            parties=(HOST,),
+        ),
+    ),
+    outputs={"data": ("output_data",)},
+    stage="default",
+)
+
+
+def _from_psi(key: str) -> tuple[InputRef, ...]:
+    return (InputRef("data", key, "task", producer_task="psi_0", output_key="output_data"),)
+
+
+def test_native_psi_then_fate_statistics_match_fate(
+    gateways: Gateways, data_dirs: dict[str, str], fate_provider_dir: Path
+) -> None:
+    _run(gateways, PSI, data_dirs, fate_provider_dir, provider="native")
+    stats = TaskSpec(
+        "statistics_0",
+        "statistics@1.0.0",
+        (GUEST, HOST),
+        component="statistics",
+        common={
+            "metrics": ["mean", "std", "0%", "25%", "median", "75%", "100%", "missing_ratio"],
+            "bias": True,
+        },
+        inputs=_from_psi("input_data"),
+        outputs={"model": ("output_model",)},
+        stage="default",
+    )
+    out = _run(gateways, stats, data_dirs, fate_provider_dir)
+    for party, (lo, hi) in {GUEST: (-1.726901, 4.094189), HOST: (-2.029648, 3.971288)}.items():
+        assert out[party].summary["provider"] == FATE  # type: ignore[attr-defined]
+        model = ModelStore(data_dirs[party.party_id]).load(
+            ModelKey("m", "v", party.role, party.party_id, "statistics_0")
+        )
+        x0 = model.params["fate_models"]["output_model"]["data"]["metrics_summary"]["x0"]
+        assert x0["0%"] == pytest.approx(lo, abs=1e-6)
+        assert x0["100%"] == pytest.approx(hi, abs=1e-6)
+    guest_x0 = ModelStore(data_dirs["9999"]).load(ModelKey("m", "v", "guest", "9999", "statistics_0"))
+    assert guest_x0.params["fate_models"]["output_model"]["data"]["metrics_summary"]["x0"][
+        "std"
+    ] == pytest.approx(1.000880, abs=1e-6)
+
+
+def test_fate_secureboost_between_native_psi_and_native_evaluation(
+    gateways: Gateways, data_dirs: dict[str, str], fate_provider_dir: Path
+) -> None:
+    _run(gateways, PSI, data_dirs, fate_provider_dir, provider="native")
+    sbt = TaskSpec(
+        "sbt_0",
+        "hetero_secureboost@1.0.0",
+        (GUEST, HOST),
+        component="hetero_secureboost",
+        common={"num_trees": 3, "max_depth": 3},
+        inputs=_from_psi("train_data"),
+        outputs={"data": ("train_output_data",), "model": ("output_model",)},
+    )
+    out = _run(gateways, sbt, data_dirs, fate_provider_dir)
+    guest = out[GUEST]
+    loss = guest.metrics["fate_metrics"][0]  # type: ignore[attr-defined]
+    assert loss["name"] == "sbt_loss" and len(loss["data"]) == 3  # one point per tree
+    pred = ArtifactStore.local(data_dirs["9999"]).read_data(guest.outputs["train_output_data"])  # type: ignore[attr-defined]
+    assert "fate_artifact" in pred.meta.extra
+    evaluation = TaskSpec(
+        "eval_0",
+        "evaluation@1.0.0",
+        (GUEST,),
+        component="evaluation",
+        common={"metrics": ["auc"]},
+        inputs=(
+            InputRef("data", "input_datas", "task", producer_task="sbt_0", output_key="train_output_data"),
+        ),
+        outputs={"metric": ("metric",)},
+        stage="default",
+    )
+    metrics = _run(gateways, evaluation, data_dirs, fate_provider_dir, provider="native")[GUEST].metrics  # type: ignore[attr-defined]
+    # FATE 2.2 standalone on reader → psi → hetero_secureboost(3 trees, depth 3) → evaluation.
+    assert metrics["auc"] == pytest.approx(0.995858, abs=1e-6)
+    assert metrics["ks"] == pytest.approx(0.954891, abs=1e-6)
+    host_model = ModelStore(data_dirs["10000"]).load(ModelKey("m", "v", "host", "10000", "sbt_0"))
+    assert json.dumps(host_model.params["fate_models"])  # the host keeps its own split points
+
+
+def _fate_processes() -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if any(str(part).endswith("fate_task.py") for part in cmdline):
+            found.append(proc)
+    return found
+
+
+def test_abort_kills_the_fate_process_tree(
+    gateways: Gateways, data_dirs: dict[str, str], fate_provider_dir: Path
+) -> None:
+    _run(gateways, PSI, data_dirs, fate_provider_dir, provider="native")
+    sbt = TaskSpec(
+        "sbt_long",
+        "hetero_secureboost@1.0.0",
+        (GUEST, HOST),
+        component="hetero_secureboost",
+        common={"num_trees": 200, "max_depth": 5},
+        inputs=_from_psi("train_data"),
+        outputs={"data": ("train_output_data",), "model": ("output_model",)},
+    )
+    abort = threading.Event()
+    threading.Timer(8.0, abort.set).start()
+    started = time.monotonic()
+    with pytest.raises(ComponentError, match="aborted"):
+        _run(gateways, sbt, data_dirs, fate_provider_dir, abort=abort)
+    assert time.monotonic() - started < 60
+    deadline = time.monotonic() + 10
+    while _fate_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _fate_processes() == []
+
+
+def test_missing_provider_is_a_clear_error(
+    gateways: Gateways, data_dirs: dict[str, str], tmp_path: Path
+) -> None:
+    _run(gateways, PSI, data_dirs, tmp_path, provider="native")
+    stats = TaskSpec(
+        "statistics_0", "statistics@1.0.0", (GUEST,), component="statistics", inputs=_from_psi("input_data")
+    )
+    with pytest.raises(ComponentError, match=r"provider fate:2\.2\.0 is not installed at party 9999"):
+        _run(gateways, stats, data_dirs, tmp_path / "empty")
