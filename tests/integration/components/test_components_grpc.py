@@ -51,10 +51,12 @@ LR = {
 
 
 class Gateways:
-    def __init__(self, root: Path) -> None:
+    """Two mTLS gateways on loopback; ``ptp`` also opens each one's party-internal PTP endpoint."""
+
+    def __init__(self, root: Path, *, ptp: bool = False) -> None:
         self.files = provision(root / "pki", PARTY_IDS)
         self.addresses = {p: f"127.0.0.1:{free_port()}" for p in PARTY_IDS}
-        self.servers = []
+        self.servers: list[GatewayServer] = []
         for party in PARTY_IDS:
             routes = {o: self.addresses[o] for o in PARTY_IDS if o != party}
             doc = gateway_document(
@@ -64,9 +66,16 @@ class Gateways:
                 routes=routes,
                 files=self.files,
             )
+            if ptp:
+                doc["ptp_listen"] = "127.0.0.1:0"
             server = GatewayServer(gateway_config(doc))
             server.start()
             self.servers.append(server)
+
+    def ptp(self, party_id: str) -> str:
+        address = self.servers[PARTY_IDS.index(party_id)].ptp_address
+        assert address is not None
+        return address
 
     def federation(self, request: PartyTaskRequest) -> Federation:
         session = FederationSession(

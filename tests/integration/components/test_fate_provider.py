@@ -20,22 +20,13 @@ import pandas as pd
 import psutil
 import pytest
 
-from fate_airflow.components.api import PartyTaskRequest
 from fate_airflow.components.simulate import TaskSpec, run_shares
 from fate_airflow.core.errors import ComponentError
 from fate_airflow.core.types import InputRef, Party
-from fate_airflow.federation.api import Federation, FederationSession
-from fate_airflow.federation.grpc import GatewayServer, GrpcFederation
-from fate_airflow.federation.grpc.localnet import (
-    client_config,
-    free_port,
-    gateway_config,
-    gateway_document,
-    provision,
-)
 from fate_airflow.storage import ArtifactStore, Table, TableStore
 from fate_airflow.tracking import ModelKey, ModelStore
 from tests.conftest import FATE_EXAMPLES
+from tests.integration.components.test_components_grpc import Gateways
 
 DATA = FATE_EXAMPLES / "data"
 GUEST, HOST = Party("guest", "9999"), Party("host", "10000")
@@ -45,45 +36,9 @@ FATE = "fate:2.2.0"
 pytestmark = pytest.mark.slow
 
 
-class Gateways:
-    """Two mTLS gateways, each with its party-internal PTP endpoint on loopback."""
-
-    def __init__(self, root: Path) -> None:
-        self.files = provision(root / "pki", PARTY_IDS)
-        self.addresses = {p: f"127.0.0.1:{free_port()}" for p in PARTY_IDS}
-        self.servers: dict[str, GatewayServer] = {}
-        for party in PARTY_IDS:
-            routes = {o: self.addresses[o] for o in PARTY_IDS if o != party}
-            doc = gateway_document(
-                party,
-                listen=self.addresses[party],
-                data_dir=root / f"gw-{party}",
-                routes=routes,
-                files=self.files,
-            )
-            doc["ptp_listen"] = "127.0.0.1:0"
-            server = GatewayServer(gateway_config(doc))
-            server.start()
-            self.servers[party] = server
-
-    def ptp(self, party_id: str) -> str:
-        return self.servers[party_id].ptp_address
-
-    def federation(self, request: PartyTaskRequest) -> Federation:
-        session = FederationSession(
-            request.job_id, request.task_name, request.task_version, request.local, request.parties
-        )
-        pid = request.local.party_id
-        return GrpcFederation(session, client_config(pid, self.addresses[pid], self.files))
-
-    def close(self) -> None:
-        for server in self.servers.values():
-            server.stop(0)
-
-
 @pytest.fixture(scope="module")
 def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
-    gw = Gateways(tmp_path_factory.mktemp("gateways"))
+    gw = Gateways(tmp_path_factory.mktemp("gateways"), ptp=True)
     yield gw
     gw.close()
 
