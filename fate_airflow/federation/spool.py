@@ -469,7 +469,10 @@ class Spool:
     # -------------------------------------------------------------- paths
 
     def _dir(self, key: MessageKey) -> Path:
-        return self.root / "messages" / key.dst.party_id / _session_dir_name(key.session_id)
+        return self._session_folder(key.dst.party_id, key.session_id)
+
+    def _session_folder(self, dst_party_id: str, session_id: str) -> Path:
+        return self.root / "messages" / dst_party_id / _session_dir_name(session_id)
 
     def _paths(self, key: MessageKey) -> tuple[Path, Path]:
         folder = self._dir(key)
@@ -603,9 +606,6 @@ class Spool:
                     self._cond.wait(min(remaining, _POLL))
 
     # -------------------------------------------------------------- queues (PTP topics)
-
-    def _session_folder(self, dst_party_id: str, session_id: str) -> Path:
-        return self.root / "messages" / dst_party_id / _session_dir_name(session_id)
 
     def _complete_names(self, folder: Path) -> frozenset[str]:
         try:

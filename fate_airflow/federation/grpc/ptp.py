@@ -65,6 +65,7 @@ from fate_airflow.federation.errors import (
 from fate_airflow.federation.grpc.auth import Caller
 from fate_airflow.federation.grpc.channel import server_options
 from fate_airflow.federation.grpc.handlers import GatewayCore, PushResult
+from fate_airflow.federation.grpc.servicer import parse_message, run_guarded, time_left
 from fate_airflow.federation.grpc.status import (
     ERROR_TYPE_KEY,
     RETRYABLE,
@@ -104,13 +105,6 @@ _BACKOFF_START = 0.2
 _BACKOFF_MAX = 5.0
 
 _T = TypeVar("_T")
-
-
-def _parse(cls: Any, raw: bytes, what: str) -> Any:
-    try:
-        return cls.FromString(raw)
-    except Exception as exc:  # protobuf's DecodeError; keep its types out of the API
-        raise ProtocolError(f"malformed {what}: {exc}") from None
 
 
 def _reply(code: str, message: str = "", payload: bytes = b"") -> bytes:
@@ -188,12 +182,6 @@ class PtpService:
             )
         return party
 
-    @staticmethod
-    def _deadline(context: grpc.ServicerContext) -> float | None:
-        remaining = context.time_remaining()
-        # gRPC reports "no deadline" as a huge number.
-        return None if remaining is None or remaining > 10**8 else max(0.0, remaining)
-
     def _is_released(self, party: str, session: str) -> bool:
         with self._lock:
             return (party, session) in self._released
@@ -228,27 +216,36 @@ class PtpService:
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
     def _run(self, context: grpc.ServicerContext, method: str, body: Callable[[], _T]) -> _T:
-        try:
-            return body()
-        except grpc.RpcError:
-            raise  # an abort already in progress
-        except Exception as exc:
-            self._fail(context, method, exc)
+        return run_guarded(body, lambda exc: self._fail(context, method, exc))
 
-    def _receiving_topic(self, raw_topic: str, session: str, party: str, what: str) -> PtpTopic:
-        """Parse a topic the caller reads: it must be addressed to the caller's own party."""
+    def _topic(self, raw_topic: str, session: str, what: str, *, src: str | None, dst: str) -> PtpTopic:
+        """Parse a topic of this session between ``src`` (None: any sender) and ``dst``.
+
+        A topic of the session between other parties is refused naming them: a component may only
+        push as its own party and read its own party's messages.
+        """
         try:
-            return parse_topic(raw_topic, session, dst_party_id=party)
-        except ProtocolError:
+            return parse_topic(raw_topic, session, src_party_id=src, dst_party_id=dst)
+        except ProtocolError as exc:
             try:
                 other = parse_topic(raw_topic, session)
             except ProtocolError:
-                other = None
-            if other is not None:
+                raise exc from None
+            if src is not None and other.src.party_id != src:
+                raise PermissionDenied(
+                    f"{what}: topic {raw_topic!r} names party {other.src.party_id} as its sender, but the "
+                    f"caller is party {src} ({FROM_NODE_ID_KEY}); a component may only push as its own party"
+                ) from None
+            if other.dst.party_id != dst and src is None:
                 raise PermissionDenied(
                     f"{what}: topic {raw_topic!r} is addressed to party {other.dst.party_id}, but the caller "
-                    f"is party {party} ({FROM_NODE_ID_KEY}); a component can only read its own party's "
+                    f"is party {dst} ({FROM_NODE_ID_KEY}); a component can only read its own party's "
                     "messages"
+                ) from None
+            if other.dst.party_id != dst:
+                raise ProtocolError(
+                    f"{what}: topic {raw_topic!r} is addressed to party {other.dst.party_id}, but "
+                    f"{TARGET_NODE_ID_KEY} says party {dst}"
                 ) from None
             raise
 
@@ -276,8 +273,8 @@ class PtpService:
             session = self._required(meta, SESSION_ID_KEY, "push")
             src = self._own_party(meta, "push")
             dst = self._required(meta, TARGET_NODE_ID_KEY, "push")
-            msg = _parse(osx_pb2.PushInbound, request, "PushInbound")
-            topic = self._sending_topic(str(msg.topic), session, src, dst)
+            msg = parse_message(osx_pb2.PushInbound, request, "PushInbound")
+            topic = self._topic(str(msg.topic), session, "push", src=src, dst=dst)
             data = bytes(msg.payload)
             limit = self._config.limits.max_message_bytes
             if len(data) > limit:
@@ -288,7 +285,7 @@ class PtpService:
             tag = self._tag_for(session, topic.topic, meta.get(TRACE_ID_KEY, ""), data)
             key = MessageKey(session, topic.topic, tag, topic.src, topic.dst)
             caller = Caller(src, "client", f"PTP client {context.peer()}", verified=False)
-            result = self._send(caller, key, data, self._deadline(context))
+            result = self._send(caller, key, data, time_left(context))
             duplicate = isinstance(result, PushResult) and result.duplicate
             log.debug(
                 "PTP push %s (%d bytes)%s", key.describe(), len(data), " (re-send)" if duplicate else ""
@@ -296,26 +293,6 @@ class PtpService:
             return _reply(CODE_SUCCESS, "duplicate: already delivered" if duplicate else "")
 
         return self._run(context, "push", body)
-
-    def _sending_topic(self, raw_topic: str, session: str, src: str, dst: str) -> PtpTopic:
-        try:
-            return parse_topic(raw_topic, session, src_party_id=src, dst_party_id=dst)
-        except ProtocolError:
-            try:
-                other = parse_topic(raw_topic, session)
-            except ProtocolError:
-                other = None
-            if other is not None and other.src.party_id != src:
-                raise PermissionDenied(
-                    f"push: topic {raw_topic!r} names party {other.src.party_id} as its sender, but the caller "
-                    f"is party {src} ({FROM_NODE_ID_KEY}); a component may only push as its own party"
-                ) from None
-            if other is not None and other.dst.party_id != dst:
-                raise ProtocolError(
-                    f"push: topic {raw_topic!r} is addressed to party {other.dst.party_id}, but "
-                    f"{TARGET_NODE_ID_KEY} says party {dst}"
-                ) from None
-            raise
 
     def _tag_for(self, session: str, topic: str, trace_id: str, data: bytes) -> str:
         if not trace_id:
@@ -360,9 +337,9 @@ class PtpService:
             meta = self._metadata(context)
             session = self._required(meta, SESSION_ID_KEY, "pop")
             party = self._own_party(meta, "pop")
-            msg = _parse(osx_pb2.PopInbound, request, "PopInbound")
-            topic = self._receiving_topic(str(msg.topic), session, party, "pop")
-            wait = pop_wait_seconds(int(msg.timeout), self._deadline(context))
+            msg = parse_message(osx_pb2.PopInbound, request, "PopInbound")
+            topic = self._topic(str(msg.topic), session, "pop", src=None, dst=party)
+            wait = pop_wait_seconds(int(msg.timeout), time_left(context))
             return self._pop(context, party, topic, wait)
 
         return self._run(context, "pop", body)
@@ -415,8 +392,8 @@ class PtpService:
             meta = self._metadata(context)
             session = self._required(meta, SESSION_ID_KEY, "peek")
             party = self._own_party(meta, "peek")
-            msg = _parse(osx_pb2.PeekInbound, request, "PeekInbound")
-            topic = self._receiving_topic(str(msg.topic), session, party, "peek")
+            msg = parse_message(osx_pb2.PeekInbound, request, "PeekInbound")
+            topic = self._topic(str(msg.topic), session, "peek", src=None, dst=party)
             if self._is_released(party, session):
                 return _reply(
                     CODE_TIMEOUT, f"peek: session {session} was released at party {party}'s gateway"
@@ -436,7 +413,7 @@ class PtpService:
         def body() -> bytes:
             meta = self._metadata(context)
             session = self._required(meta, SESSION_ID_KEY, "release")
-            _parse(osx_pb2.ReleaseInbound, request, "ReleaseInbound")
+            parse_message(osx_pb2.ReleaseInbound, request, "ReleaseInbound")
             if not meta.get(FROM_NODE_ID_KEY):
                 # pyfate's cleanup names no party, and other roles of the party may share the session
                 # and still be reading: dropping their messages would break them.

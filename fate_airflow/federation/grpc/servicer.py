@@ -37,11 +37,29 @@ CONTROL_SERVICE = "fate_airflow.federation.v1.Control"
 _T = TypeVar("_T")
 
 
-def _parse(cls: Any, raw: bytes, what: str) -> Any:
+def parse_message(cls: Any, raw: bytes, what: str) -> Any:
+    """Decode a request of protobuf type ``cls``. :raises ProtocolError: naming ``what``."""
     try:
         return cls.FromString(raw)
-    except Exception as exc:  # protobuf's DecodeError
+    except Exception as exc:  # protobuf's DecodeError; keep its types out of the API
         raise ProtocolError(f"malformed {what}: {exc}") from None
+
+
+def time_left(context: grpc.ServicerContext) -> float | None:
+    """Seconds until the call's deadline, or None when it has none."""
+    remaining = context.time_remaining()
+    # gRPC reports "no deadline" as a huge number.
+    return None if remaining is None or remaining > 10**8 else max(0.0, remaining)
+
+
+def run_guarded(body: Callable[[], _T], fail: Callable[[BaseException], NoReturn]) -> _T:
+    """Run a handler body; any error but an abort already under way goes to ``fail``."""
+    try:
+        return body()
+    except grpc.RpcError:
+        raise  # an abort already in progress
+    except Exception as exc:
+        fail(exc)
 
 
 class _Servicer:
@@ -89,12 +107,6 @@ class _Servicer:
                     raise ProtocolError(f"{HOPS_KEY} header is not a number") from None
         return origin, hops
 
-    @staticmethod
-    def _timeout(context: grpc.ServicerContext) -> float | None:
-        remaining = context.time_remaining()
-        # gRPC reports "no deadline" as a huge number.
-        return None if remaining is None or remaining > 10**8 else max(0.0, remaining)
-
     def _fail(self, context: grpc.ServicerContext, method: str, exc: BaseException) -> NoReturn:
         code = status_of(exc)
         if isinstance(exc, RemoteStatus):
@@ -113,12 +125,7 @@ class _Servicer:
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
     def _run(self, context: grpc.ServicerContext, method: str, body: Callable[[], _T]) -> _T:
-        try:
-            return body()
-        except grpc.RpcError:
-            raise  # an abort already in progress
-        except Exception as exc:
-            self._fail(context, method, exc)
+        return run_guarded(body, lambda exc: self._fail(context, method, exc))
 
     # ------------------------------------------------------------------ Transfer
 
@@ -128,7 +135,7 @@ class _Servicer:
         def body() -> bytes:
             caller = self._caller(context)
             origin, hops = self._headers(context)
-            result = self._core.push(caller, origin, hops, request_iterator, self._timeout(context))
+            result = self._core.push(caller, origin, hops, request_iterator, time_left(context))
             return result.to_bytes() if isinstance(result, PushResult) else result
 
         return self._run(context, "Push", body)
@@ -137,7 +144,7 @@ class _Servicer:
         """Transfer.Pull: stream a spooled message to its local receiver."""
         try:
             caller = self._caller(context)
-            msg = _parse(transfer_pb2.PullRequest, request, "pull request")
+            msg = parse_message(transfer_pb2.PullRequest, request, "pull request")
             if not msg.HasField("key"):
                 raise ProtocolError("pull request lacks the message key")
             key = message_key_from_proto(msg.key)
@@ -152,7 +159,7 @@ class _Servicer:
 
         def body() -> bytes:
             caller = self._caller(context)
-            msg = _parse(transfer_pb2.AckRequest, request, "ack request")
+            msg = parse_message(transfer_pb2.AckRequest, request, "ack request")
             if not msg.HasField("key"):
                 raise ProtocolError("ack request lacks the message key")
             removed = self._core.ack(caller, message_key_from_proto(msg.key), str(msg.message_id))
@@ -165,7 +172,7 @@ class _Servicer:
 
         def body() -> bytes:
             caller = self._caller(context)
-            msg = _parse(transfer_pb2.CleanupRequest, request, "cleanup request")
+            msg = parse_message(transfer_pb2.CleanupRequest, request, "cleanup request")
             removed = self._core.cleanup(caller, str(msg.session_id))
             return bytes(transfer_pb2.CleanupReply(removed=removed).SerializeToString())
 
@@ -179,7 +186,7 @@ class _Servicer:
         def body() -> bytes:
             caller = self._caller(context)
             origin, hops = self._headers(context)
-            return self._core.control(caller, origin, hops, request, self._timeout(context))
+            return self._core.control(caller, origin, hops, request, time_left(context))
 
         return self._run(context, "Call", body)
 
@@ -189,7 +196,7 @@ class _Servicer:
         def body() -> bytes:
             caller = self._caller(context)
             origin, hops = self._headers(context)
-            return self._core.ping(caller, origin, hops, request, self._timeout(context))
+            return self._core.ping(caller, origin, hops, request, time_left(context))
 
         return self._run(context, "Ping", body)
 

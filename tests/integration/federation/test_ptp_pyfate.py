@@ -5,8 +5,8 @@ loopback; one pyfate process per party, in FATE's own environment, federates thr
 endpoint: an object, a 3 MB object (which pyfate splits into a table) and a 4-partition table each
 way (see ``pyfate_osx_party.py``).
 
-The FATE interpreter comes from ``FATE_AIRFLOW_FATE_PYTHON`` or, without it, from the registered
-FATE provider (the session fixture ``fate_python``: fails in CI, skips elsewhere).
+The FATE interpreter is the registered FATE provider's (the session fixture ``fate_python``: fails in
+CI, skips elsewhere).
 """
 
 from __future__ import annotations
@@ -24,17 +24,6 @@ from fate_airflow.federation.grpc.localnet import free_port
 
 HERE = Path(__file__).resolve().parent
 GUEST, HOST = ("guest", "9999"), ("host", "10000")
-
-
-@pytest.fixture(scope="module")
-def pyfate_python(request: pytest.FixtureRequest) -> str:
-    """FATE 2.2's interpreter: ``FATE_AIRFLOW_FATE_PYTHON``, else the registered FATE provider's."""
-    raw = os.environ.get("FATE_AIRFLOW_FATE_PYTHON", "")
-    if raw:
-        if not Path(raw).is_file():
-            pytest.fail(f"FATE_AIRFLOW_FATE_PYTHON={raw} is not a file")
-        return raw
-    return str(request.getfixturevalue("fate_python"))
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +57,13 @@ def _party(
 
 @pytest.mark.timeout(120)
 def test_pyfate_osx_federation_through_the_gateways(
-    pyfate_python: str, mesh: tuple[Net, dict[str, int]], tmp_path: Path
+    fate_python: str, mesh: tuple[Net, dict[str, int]], tmp_path: Path
 ) -> None:
     net, ptp = mesh
     federation_id = "202611290900000000001_ptp_smoke_0"
     procs = {
-        "guest": _party(pyfate_python, GUEST, HOST, federation_id, ptp[GUEST[1]], tmp_path),
-        "host": _party(pyfate_python, HOST, GUEST, federation_id, ptp[HOST[1]], tmp_path),
+        "guest": _party(fate_python, GUEST, HOST, federation_id, ptp[GUEST[1]], tmp_path),
+        "host": _party(fate_python, HOST, GUEST, federation_id, ptp[HOST[1]], tmp_path),
     }
     outputs: dict[str, str] = {}
     try:
