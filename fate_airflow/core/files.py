@@ -6,10 +6,12 @@ fsynced, and is renamed into place.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fate_airflow.core.errors import StorageError
@@ -74,4 +76,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-__all__ = ["atomic_directory", "atomic_write_bytes", "fsync_dir"]
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for the block.
+
+    Processes that read-modify-write one file, or build one folder, wait for each other here.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+__all__ = ["atomic_directory", "atomic_write_bytes", "file_lock", "fsync_dir"]

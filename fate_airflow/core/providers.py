@@ -21,8 +21,8 @@ Provider references (:func:`parse_provider_ref`) accept FATE-Flow 2.x's spelling
 
 from __future__ import annotations
 
-import fcntl
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,7 +32,9 @@ from typing import Any
 
 from fate_airflow import __version__
 from fate_airflow.core.errors import ConfigError
-from fate_airflow.core.files import atomic_write_bytes
+from fate_airflow.core.files import atomic_write_bytes, file_lock
+
+log = logging.getLogger(__name__)
 
 #: Name of the built-in provider (this project's components).
 NATIVE = "native"
@@ -233,13 +235,8 @@ class ProviderRegistry:
     def _locked(self) -> Iterator[None]:
         # Read-modify-write under an advisory lock: two installs registering into one party at the same
         # time must both end up in the file.
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / self._LOCK, "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        with file_lock(self.root / self._LOCK):
+            yield
 
     def _write(self, providers: Iterable[ProviderInfo]) -> None:
         ordered = sorted(providers, key=lambda p: (p.name, version_key(p.version)))
@@ -276,6 +273,21 @@ class ProviderRegistry:
             return True
 
 
+def party_providers(provider_dir: str | Path | None) -> list[ProviderInfo] | None:
+    """The providers installed at a party, or None when the party has no provider folder setting.
+
+    An unreadable registry leaves native only (logged): jobs needing another provider then plan as
+    invalid, naming the problem, rather than failing halfway through a run.
+    """
+    if not provider_dir:
+        return None
+    try:
+        return ProviderRegistry(provider_dir).list()
+    except ConfigError as exc:
+        log.error("provider registry unreadable, planning with the native provider only: %s", exc)
+        return [native_provider()]
+
+
 __all__ = [
     "NATIVE",
     "REGISTRY_FILE",
@@ -283,5 +295,6 @@ __all__ = [
     "ProviderRegistry",
     "native_provider",
     "parse_provider_ref",
+    "party_providers",
     "version_key",
 ]

@@ -25,22 +25,20 @@ Concurrent installs of one environment wait for each other (a lock file in the e
 from __future__ import annotations
 
 import ast
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fate_airflow.core.errors import ConfigError, FateAirflowError
-from fate_airflow.core.files import atomic_write_bytes
+from fate_airflow.core.files import atomic_write_bytes, file_lock
 from fate_airflow.core.providers import NATIVE, ProviderInfo, ProviderRegistry, parse_provider_ref
 
 #: Where the pinned requirement sets live (package data).
@@ -158,17 +156,6 @@ def parse_component_list(output: str) -> tuple[str, ...]:
         if names:
             return tuple(names)
     raise ValueError("no component list in the output")
-
-
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _tail(log_path: Path) -> str:
@@ -296,7 +283,7 @@ def install_provider(
     cache = Path(env_cache) if env_cache is not None else registry.root / "envs"
     env_dir = (cache / recipe.env_name).absolute()
     started = time.monotonic()
-    with _lock(cache / f".{recipe.env_name}.lock"):
+    with file_lock(cache / f".{recipe.env_name}.lock"):
         marker = read_marker(env_dir, recipe)
         if marker is not None:
             log(f"{recipe.name}=={recipe.version}: reusing the complete environment {env_dir}")

@@ -27,8 +27,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, conf, get_parsing_context
 
-from fate_airflow.core.errors import ConfigError, DslError
-from fate_airflow.core.providers import ProviderInfo, ProviderRegistry, native_provider
+from fate_airflow.core.errors import DslError
+from fate_airflow.core.providers import ProviderInfo, party_providers
 from fate_airflow.deploy.received import RECEIVED_SUFFIX, read_received_plan
 from fate_airflow.dsl import JobPlan, discover_jobs, job_conf_document, load_source
 from fate_airflow.provider.operators.component import FederatedComponentOperator
@@ -59,21 +59,6 @@ def _string_keys(value: Any) -> Any:
     if isinstance(value, list):
         return [_string_keys(v) for v in value]
     return value
-
-
-def party_providers(provider_dir: str | Path | None) -> list[ProviderInfo] | None:
-    """The providers installed at this party, or None when the party has no provider folder setting.
-
-    An unreadable registry leaves native only (logged): jobs needing another provider then become
-    invalid DAGs naming the problem, rather than runs failing halfway.
-    """
-    if not provider_dir:
-        return None
-    try:
-        return ProviderRegistry(provider_dir).list()
-    except ConfigError as exc:
-        log.error("provider registry unreadable, planning with the native provider only: %s", exc)
-        return [native_provider()]
 
 
 def model_asset(dag_id: str, task_name: str) -> Asset:
@@ -281,5 +266,4 @@ __all__ = [
     "load_job_dags",
     "load_party_dags",
     "model_asset",
-    "party_providers",
 ]

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from fate_airflow.core.errors import ConfigError, DslError, FateAirflowError
-from fate_airflow.core.providers import ProviderRegistry
+from fate_airflow.core.errors import DslError, FateAirflowError
+from fate_airflow.core.providers import party_providers
 from fate_airflow.dsl import load_job
 from fate_airflow.dsl.plan import JobPlan
 from fate_airflow.federation.api import (
@@ -133,15 +133,13 @@ class FederatedComponentOperator(BaseOperator):
             dag_run = context["dag_run"]
             overrides: Mapping[str, Any] = dict(dag_run.conf or {})
             try:
-                provider_dir = party_setting("provider_dir", "")
-                providers = ProviderRegistry(provider_dir).list() if provider_dir else None
+                # The same providers as the DAG factory's plan, so the run plans as the DAG was built.
+                providers = party_providers(party_setting("provider_dir", ""))
                 plan = load_job(
                     self.dsl_path, self.conf_path, overrides=overrides or None, providers=providers
                 )
             except DslError as exc:
                 raise AirflowFailException("invalid job:\n" + "\n".join(exc.problems)) from None
-            except ConfigError as exc:
-                raise AirflowFailException(f"provider registry: {exc}") from None
             self._check_structure(plan, context)
             if plan.initiator.party_id != self.party_id:
                 raise AirflowFailException(
