@@ -2,7 +2,7 @@
 
 The share's working folder is ``<data_dir>/fate/tasks/<job>/<task>/<role>_<party>/v<version>/``:
 ``spec.json`` (what :mod:`.fate_task` runs), ``result.json`` (what it reports), ``out/`` (FATE's
-model, metric and exported data files), ``in/`` (our tables as CSV for FATE's reader). FATE's
+model, metric and exported data files), ``in/`` (our tables as Parquet for FATE's reader). FATE's
 standalone computing keeps its tables under ``<data_dir>/fate/computing``, so a FATE output consumed
 by the next FATE task at this party is read in place, never converted back and forth.
 """
@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -22,6 +23,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import psutil
@@ -30,15 +32,16 @@ from fate_airflow.components.context import FateComponent, TaskContext
 from fate_airflow.core.errors import ComponentError, StorageError
 from fate_airflow.core.providers import ProviderInfo, ProviderRegistry, parse_provider_ref
 from fate_airflow.core.types import InputRef
+from fate_airflow.federation.api import FederationSession
 from fate_airflow.storage.table import Table
-from fate_airflow.tracking.model_store import ModelKey, StoredModel
+from fate_airflow.tracking.model_store import StoredModel
 
 #: The script the provider's interpreter runs (it imports only the standard library and FATE).
 WORKER_SCRIPT = Path(__file__).with_name("fate_task.py")
 #: Seconds between checks of the abort event while the FATE process runs.
 _POLL = 0.2
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-#: FATE's metric record types whose ``data`` is one number (flattened into the task's metrics).
+#: A FATE metric record whose ``data`` is one of these is also flattened into the task's metrics.
 _SCALAR = (int, float)
 
 
@@ -95,30 +98,23 @@ def _detail_json(value: str) -> str:
     return json.dumps(parsed, sort_keys=True) if isinstance(parsed, dict) else value
 
 
-def exported_table(csv: str, schema: Mapping[str, Any]) -> Table:
-    """One of FATE's dataframe outputs (exported as CSV by :mod:`.fate_task`) as a stored table.
+def exported_table(path: str, schema: Mapping[str, Any]) -> Table:
+    """One of FATE's dataframe outputs (exported as Parquet by :mod:`.fate_task`) as a stored table.
 
     The column roles come from FATE's own schema: ``match_id`` is our id column, ``label`` our label,
     ``column`` entries our features except FATE's prediction columns, which stay beside them as in
-    native predictions; columns FATE types as numbers are numbers again.
+    native predictions.
     """
-    frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    frame = pd.read_parquet(path)
     fields = _fields(schema)
     by_property: dict[str, list[str]] = {}
-    dtypes: dict[str, str] = {}
     for field in fields:
-        name = str(field.get("name"))
-        by_property.setdefault(str(field.get("property")), []).append(name)
-        dtypes[name] = str(field.get("dtype") or "")
+        by_property.setdefault(str(field.get("property")), []).append(str(field.get("name")))
     id_column = (by_property.get("match_id") or [""])[0]
     if id_column not in frame.columns:
-        raise StorageError(f"FATE output {csv} has no match id column (schema fields: {fields})")
+        raise StorageError(f"FATE output {path} has no match id column (schema fields: {fields})")
     labels = by_property.get("label") or []
     label_column = labels[0] if labels else None
-    for column in frame.columns:
-        kind = dtypes.get(column, "")
-        if kind.startswith(("float", "int", "bool")):
-            frame[column] = pd.to_numeric(frame[column], errors="coerce")
     if "predict_detail" in frame.columns:
         frame["predict_detail"] = [_detail_json(v) for v in frame["predict_detail"]]
     features = [
@@ -156,8 +152,6 @@ class FateProviderComponent(FateComponent):
         )
         if folder.exists():
             # A retry of the same version starts clean: FATE refuses to write an artifact twice.
-            import shutil
-
             shutil.rmtree(folder)
         (folder / "in").mkdir(parents=True)
         spec = self._spec(ctx, folder)
@@ -202,7 +196,9 @@ class FateProviderComponent(FateComponent):
                 "FATE components federate through it"
             )
         host, _, port = request.ptp_address.rpartition(":")
-        session = f"{request.job_id}_{request.task_name}_{request.task_version}"
+        session = FederationSession(
+            request.job_id, request.task_name, request.task_version, ctx.local, request.parties
+        ).session_id
         party_task_id = f"{session}_{ctx.role}_{ctx.party_id}"
         parties = [{"role": p.role, "partyid": p.party_id} for p in request.parties]
         return {
@@ -249,62 +245,38 @@ class FateProviderComponent(FateComponent):
     # ------------------------------------------------------------------ inputs
 
     def _inputs(self, ctx: TaskContext, folder: Path) -> dict[str, Any]:
-        """Every input of this share: FATE artifacts as they are, our tables as CSV for FATE's reader."""
-        inputs: dict[str, Any] = {}
-        for ref in ctx.request.inputs:
-            if ref.parties is not None and ctx.local not in ref.parties:
-                continue
-            if ref.kind == "data":
-                item = self._data_item(ctx, ref, folder, len(inputs.get(ref.key, {}).get("items", [])))
-            elif ref.kind in ("model", "isometric_model"):
-                item = self._model_item(ctx, ref, folder)
-            else:
-                continue
-            if item is not None:
-                inputs.setdefault(ref.key, {"items": []})["items"].append(item)
-        return inputs
+        """Every input of this share: FATE artifacts as they are, our tables as Parquet for FATE's reader.
 
-    def _data_item(self, ctx: TaskContext, ref: InputRef, folder: Path, index: int) -> dict[str, Any] | None:
-        table: Table | None
-        if ref.source == "data_warehouse":
-            if not ref.namespace or not ref.name:
-                raise ComponentError(f"{ctx.where}: data_warehouse input {ref.key!r} names no table")
-            table = ctx.tables.read(ref.namespace, ref.name)
-        elif ref.source == "task" and ref.producer_task:
-            record = ctx.artifacts.resolve(
-                ctx.request.job_id, ref.producer_task, ctx.local, ref.output_key or ref.key, "data"
-            )
-            if record is None:
-                return None
-            table = ctx.artifacts.read_data(record.uri)
-        else:
-            raise ComponentError(f"{ctx.where}: a {ref.source} input cannot be data ({ref.key!r})")
+        Inputs resolve exactly as for native components; a producer that output nothing at this
+        party contributes nothing.
+        """
+        inputs: dict[str, list[dict[str, Any]]] = {}
+        for data in ctx.data_inputs():
+            if data.table is not None:
+                items = inputs.setdefault(data.ref.key, [])
+                items.append(self._data_item(data.ref, data.table, folder, len(items)))
+        for ref, model in ctx.model_inputs():
+            if model is not None:
+                inputs.setdefault(ref.key, []).append(self._model_item(ctx, ref, model, folder))
+        return {key: {"items": items} for key, items in inputs.items()}
+
+    @staticmethod
+    def _data_item(ref: InputRef, table: Table, folder: Path, index: int) -> dict[str, Any]:
         fate = table.meta.extra.get("fate_artifact")
         if isinstance(fate, Mapping):
             return {"kind": "fate", **fate}
-        csv = folder / f"{_safe(ref.key)}_{index}.csv"
-        table.frame.to_csv(csv, index=False)
+        path = folder / f"{_safe(ref.key)}_{index}.parquet"
+        table.frame.to_parquet(path, index=False)
         return {
             "kind": "table",
-            "csv": str(csv),
+            "path": str(path),
             "id_column": table.meta.id_column,
             "label_column": table.meta.label_column,
             "label_type": _label_type(table),
         }
 
-    def _model_item(self, ctx: TaskContext, ref: InputRef, folder: Path) -> dict[str, Any] | None:
-        if ref.source == "task" and ref.producer_task:
-            record = ctx.artifacts.resolve(
-                ctx.request.job_id, ref.producer_task, ctx.local, ref.output_key or ref.key, ref.kind
-            )
-            if record is None:
-                return None
-            stored: StoredModel | None = ctx.models.load(ModelKey.parse(record.uri))
-        else:
-            models = [m for r, m in ctx.model_inputs() if r == ref]
-            stored = models[0] if models else None
-        if stored is None:
-            return None
+    @staticmethod
+    def _model_item(ctx: TaskContext, ref: InputRef, stored: StoredModel, folder: Path) -> dict[str, Any]:
         wanted = ref.output_key or ref.key
         fate_models = stored.params.get("fate_models") or {}
         artifacts = stored.meta.get("fate_artifacts") or {}
@@ -405,7 +377,7 @@ class FateProviderComponent(FateComponent):
                 ctx.record_empty_data(key)
                 continue
             for index, (artifact, exported) in enumerate(zip(artifacts, files, strict=True)):
-                table = exported_table(exported["csv"], exported.get("schema") or {})
+                table = exported_table(exported["path"], exported.get("schema") or {})
                 fate = {k: artifact[k] for k in ("uri", "metadata", "type_name") if k in artifact}
                 table = table.with_meta(extra={**table.meta.extra, "fate_artifact": fate})
                 ctx.store_data(key if not isinstance(value, list) else f"{key}_{index}", table)
@@ -465,8 +437,6 @@ class FateProviderComponent(FateComponent):
 
 
 def _uri_path(uri: str) -> str:
-    from urllib.parse import unquote, urlparse
-
     return unquote(urlparse(uri).path)
 
 

@@ -8,11 +8,11 @@ It does what FATE-Flow 2.2's executor does for one task (``fate.components`` ent
 ``execute_component_from_config``), plus the two conversions FATE-Flow's reader/transformer and
 download components do, in the same process so the imports are paid once:
 
-1. tables from fate-airflow's store (handed over as CSV files with their column roles) become FATE
+1. tables from fate-airflow's store (handed over as Parquet files with their column roles) become FATE
    dataframe artifacts with FATE's own ``PandasReader`` in the task's standalone computing session;
 2. the component runs with FATE's task config (computing ``standalone`` under the party's FATE data
    dir, federation ``osx`` at the party gateway's PTP endpoint, device CPU);
-3. every dataframe output is also exported as CSV (``DataFrame.as_pd_df``) for fate-airflow's store;
+3. every dataframe output is also exported as Parquet (``DataFrame.as_pd_df``) for fate-airflow's store;
    models and metrics are FATE's own JSON files, left where FATE wrote them.
 
 The result file is JSON: ``{"status": {"code": 0}, "io_meta": ..., "exports": {...}}`` or
@@ -67,13 +67,14 @@ def _output_artifacts(spec: dict[str, Any], component: Any, role: Any, stage: An
 
 
 def _table_to_artifact(ctx: Any, item: dict[str, Any], uri: str) -> dict[str, Any]:
-    """Turn one of our tables (CSV + column roles) into a FATE dataframe artifact at ``uri``."""
+    """Turn one of our tables (Parquet + column roles) into a FATE dataframe artifact at ``uri``."""
     import pandas as pd
     from fate.arch import URI, dataframe
 
     id_column = item["id_column"]
     label_column = item.get("label_column")
-    frame = pd.read_csv(item["csv"], dtype={id_column: str})
+    frame = pd.read_parquet(item["path"])
+    frame[id_column] = frame[id_column].astype(str)
     # FATE keys rows by a sample id distinct from the match id; ours are unique per row already.
     frame.insert(0, "sample_id", frame[id_column].astype(str))
     label_type = item.get("label_type") or "int64"
@@ -112,7 +113,7 @@ def _input_artifacts(ctx: Any, spec: dict[str, Any], component: Any) -> dict[str
 
 
 def _export(ctx: Any, io_meta: dict[str, Any], export_dir: Path) -> dict[str, Any]:
-    """Export every dataframe output as CSV (FATE's own reader and ``as_pd_df``)."""
+    """Export every dataframe output as Parquet (FATE's own reader and ``as_pd_df``)."""
     from fate.arch import URI, dataframe
 
     exports: dict[str, Any] = {}
@@ -132,9 +133,9 @@ def _export(ctx: Any, io_meta: dict[str, Any], export_dir: Path) -> dict[str, An
                         json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
                         for v in frame[column]
                     ]
-            path = export_dir / f"{key}_{index}.csv"
-            frame.to_csv(path, index=False)
-            files.append({"csv": str(path), "schema": schema or {}})
+            path = export_dir / f"{key}_{index}.parquet"
+            frame.to_parquet(path, index=False)
+            files.append({"path": str(path), "schema": schema or {}})
         if files:
             exports[key] = files
     return exports
