@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fate_airflow.core.errors import ConfigError
+from fate_airflow.core.providers import party_providers
 from fate_airflow.deploy.airflow_rest import AirflowRestEngine
 from fate_airflow.deploy.gateway_client import gateway_alive
 from fate_airflow.deploy.party import (
@@ -78,10 +79,12 @@ def build_service(cfg: PartyConfig, path: Path, engine: AirflowRestEngine | None
 
 def policy_of(cfg: PartyConfig) -> PartyPolicy:
     """The scheduling policy in a party config."""
+    installed = party_providers(cfg.provider_dir) or []
     return PartyPolicy(
         allowed_initiators=cfg.allowed_initiators,
         readable_tables=cfg.readable_tables,
         party_timeout=cfg.party_timeout,
+        providers=tuple(p.ref for p in installed),
     )
 
 

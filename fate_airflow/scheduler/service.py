@@ -69,6 +69,9 @@ class PartyPolicy:
     :param create_timeout: seconds the initiator waits for each party to create a job.
     :param supervise_interval: seconds between supervisor passes.
     :param ping_interval: seconds between liveness pings of the parties of running jobs.
+    :param providers: refs of the component providers installed here (``native``, ``fate:2.2.0``); a
+        job whose tasks here need another one is refused at creation, not failed halfway. None: not
+        checked.
     """
 
     allowed_initiators: tuple[str, ...] | None = None
@@ -77,6 +80,7 @@ class PartyPolicy:
     create_timeout: float = 120.0
     supervise_interval: float = 1.0
     ping_interval: float = 2.0
+    providers: tuple[str, ...] | None = None
 
 
 def _tables_read(task: TaskPlan, party_id: str) -> set[tuple[str, str]]:
@@ -290,6 +294,15 @@ class PartyService:
                         f"job may not read table {full} at party {me} (task {task.name}; readable: "
                         f"{', '.join(self.policy.readable_tables) or 'none'})",
                     )
+        installed = self.policy.providers
+        for task in plan.tasks:
+            if installed is not None and task.runs_at(me) and task.provider not in installed:
+                name, _, version = task.provider.partition(":")
+                return CreateJobReply(
+                    False,
+                    f"party {me} does not have provider {task.provider} (task {task.name}); install it "
+                    f"there with `fate-airflow provider install {name}=={version}`",
+                )
         with self._lock:
             if self.store.get_job(cmd.job_id) is not None:
                 return CreateJobReply(True, "job already exists")

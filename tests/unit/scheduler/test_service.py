@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -274,6 +275,23 @@ def test_host_refuses_a_table_it_does_not_expose(fed: Federation2) -> None:
     reply = fed.guest.create_job(GUEST, CreateJob(JOB, DAG, GUEST, plan.to_dict()))
     assert not reply.accepted
     assert "job may not read table experiment.breast_hetero_host at party 10000" in reply.reason
+
+
+def test_host_refuses_a_job_needing_a_provider_it_has_not_installed(fed: Federation2) -> None:
+    plan = make_plan()
+    sbt = dataclasses.replace(plan.tasks[1], implementation="hetero_secureboost@1.0.0", provider="fate:2.2.0")
+    plan = dataclasses.replace(plan, tasks=(plan.tasks[0], sbt, plan.tasks[2]))
+    fed.host.policy = PartyPolicy(providers=("native",))
+    reply = fed.guest.create_job(GUEST, CreateJob(JOB, DAG, GUEST, plan.to_dict()))
+    assert not reply.accepted
+    assert (
+        "party 10000 does not have provider fate:2.2.0 (task lr_0); install it there with "
+        "`fate-airflow provider install fate==2.2.0`"
+    ) in reply.reason
+    assert fed.host.store.get_job(JOB) is None
+    # With the provider installed the same plan is accepted (as a new job: the first one failed).
+    fed.host.policy = PartyPolicy(providers=("native", "fate:2.2.0"))
+    assert fed.guest.create_job(GUEST, CreateJob(JOB + "-2", DAG, GUEST, plan.to_dict())).accepted
 
 
 def test_unreachable_party_fails_submission_naming_it(fed: Federation2) -> None:
