@@ -122,7 +122,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     up.add_argument("--file", help="CSV file")
     up.add_argument(
         "--conf",
-        help="FATE upload config (1.x: file, head, partition, namespace, table_name; 2.x: ... meta, name)",
+        help="FATE upload config, JSON or YAML (1.x: file, head, partition, namespace, table_name; "
+        "2.x: ... meta, name; a testsuite data: entry)",
     )
     up.add_argument(
         "--base-dir", help="directory that relative 'file' paths resolve against (default: the config's)"

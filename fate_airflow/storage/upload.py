@@ -13,7 +13,6 @@ Relative ``file`` paths in a config resolve against a base dir (FATE configs say
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fate_airflow.core.errors import StorageError
+from fate_airflow.core.errors import DslError, StorageError
 from fate_airflow.core.paths import validate_identifier
+from fate_airflow.dsl.io import is_yaml_name, parse_text, read_text
 from fate_airflow.storage.table import Table, TableMeta
 from fate_airflow.storage.tables import TableStore
 
@@ -142,14 +142,21 @@ def spec_from_config(
 
 
 def load_upload_config(path: str | Path, *, base_dir: str | Path | None = None) -> UploadSpec:
-    """Read a FATE upload config file (JSON). :raises StorageError: naming the file."""
+    """Read a FATE upload config file: JSON, or YAML for ``.yaml``/``.yml`` (a testsuite ``data:`` entry).
+
+    :raises StorageError: naming the file (and the line, for a syntax error).
+    """
     path = Path(path)
+    if not path.exists():
+        raise StorageError(f"{path}: upload config not found")
+    as_yaml = is_yaml_name(path.name)
     try:
-        conf = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StorageError(f"{path}: upload config not found") from None
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"{path}: not a valid JSON upload config: {exc}") from exc
+        conf = parse_text(read_text(path), str(path), yaml=as_yaml)
+    except DslError as exc:
+        kind = "YAML" if as_yaml else "JSON"
+        raise StorageError(f"not a valid {kind} upload config: {'; '.join(exc.problems)}") from None
+    if not isinstance(conf, Mapping):
+        raise StorageError(f"{path}: an upload config is an object, not {type(conf).__name__}")
     return spec_from_config(conf, origin=str(path), base_dir=base_dir)
 
 

@@ -51,6 +51,38 @@ def test_v2_upload_config(tmp_path: Path) -> None:
     assert meta.extra["extend_sid"] is True
 
 
+def test_yaml_upload_config_is_a_fate_testsuite_data_entry(tmp_path: Path) -> None:
+    # The shape of FATE's *_testsuite.yaml ``data:`` entries (relative "examples/data/..." path).
+    conf = tmp_path / "motor.yaml"
+    conf.write_text(
+        "file: examples/data/motor_hetero_guest.csv\n"
+        "meta: {delimiter: ',', dtype: float64, label_name: motor_speed, label_type: float64,"
+        " match_id_name: idx}\n"
+        "partitions: 4\nhead: true\nextend_sid: true\n"
+        "table_name: motor_hetero_guest\nnamespace: experiment\n"
+    )
+    spec = load_upload_config(conf, base_dir=FATE_EXAMPLES)
+    assert spec.file == DATA / "motor_hetero_guest.csv"
+    meta = upload(TableStore.local(tmp_path / "d"), spec)
+    assert (meta.namespace, meta.name, meta.id_column, meta.label_column) == (
+        "experiment",
+        "motor_hetero_guest",
+        "idx",
+        "motor_speed",
+    )
+    assert meta.row_count == 800
+
+
+def test_yaml_upload_config_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    conf = tmp_path / "broken.yml"
+    conf.write_text("namespace: experiment\nname: [t\n")
+    with pytest.raises(StorageError, match=r"not a valid YAML upload config: .*broken\.yml.*line"):
+        load_upload_config(conf)
+    conf.write_text("- a list\n")
+    with pytest.raises(StorageError, match=r"broken\.yml: an upload config is an object, not list"):
+        load_upload_config(conf)
+
+
 def test_config_errors_name_file_and_field(tmp_path: Path) -> None:
     conf = tmp_path / "bad.json"
     conf.write_text(json.dumps({"file": "x.csv", "namespace": "experiment"}))
