@@ -325,10 +325,17 @@ class FederatedComponentOperator(BaseOperator):
             client.close()
             raise AirflowFailException(f"{self.task_id} failed at party {self.party_id}: {error}")
         status: TaskPartyStatus = "pass" if outcome.status == "pass" else "success"
+        result = {"status": status, "party_id": self.party_id, "task_version": version, **detail}
+        # Tracking first: once every party reported success the job is over, and whoever then reads
+        # the job's records (a UI, a client, the next job) must find them.
+        try:
+            self._record(context, result)
+        except Exception as exc:
+            self._report(client, job_id, version, "failed", error=f"tracking failed: {exc}", detail=detail)
+            client.close()
+            raise
         self._report(client, job_id, version, status, detail=detail)
         client.close()
-        result = {"status": status, "party_id": self.party_id, "task_version": version, **detail}
-        self._record(context, result)
         return result
 
     def _report(
