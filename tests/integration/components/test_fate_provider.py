@@ -188,6 +188,35 @@ def test_fate_secureboost_between_native_psi_and_native_evaluation(
     host_model = ModelStore(data_dirs["10000"]).load(ModelKey("m", "v", "host", "10000", "sbt_0"))
     assert json.dumps(host_model.params["fate_models"])  # the host keeps its own split points
 
+    # A later predict job loads the stored FATE model (model_warehouse) at both parties and scores
+    # the same rows exactly as training did.
+    predict_dirs = {**data_dirs, "job_id": data_dirs["job_id"] + "-predict"}
+    _run(gateways, PSI, predict_dirs, fate_provider_dir, provider="native")
+    predict = dataclasses.replace(
+        sbt,
+        inputs=(
+            *_from_psi("test_data"),
+            InputRef(
+                "model",
+                "input_model",
+                "model_warehouse",
+                producer_task="sbt_0",
+                output_key="output_model",
+                model_id="m",
+                model_version="v",
+            ),
+        ),
+        outputs={"data": ("test_output_data",)},
+        stage="predict",
+    )
+    scored = _run(gateways, predict, predict_dirs, fate_provider_dir)[GUEST]
+    assert scored.summary["provider"] == FATE  # type: ignore[attr-defined]
+    again = ArtifactStore.local(data_dirs["9999"]).read_data(scored.outputs["test_output_data"])  # type: ignore[attr-defined]
+    trained = pred.frame.set_index(pred.frame.columns[0])["predict_score"].sort_index()
+    predicted = again.frame.set_index(again.frame.columns[0])["predict_score"].sort_index()
+    assert len(predicted) == 569
+    assert predicted.to_numpy() == pytest.approx(trained.to_numpy(), abs=1e-9)
+
 
 def _fate_processes() -> list[psutil.Process]:
     found = []
