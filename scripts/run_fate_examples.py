@@ -324,8 +324,72 @@ def statistics_summary(fed: LocalFederation, party: str, share: Mapping[str, Any
     return f"{column}: " + ", ".join(shown) if shown else ""
 
 
-def task_summary(fed: LocalFederation, party: str, task: TaskSpec, record: Mapping[str, Any]) -> str:
-    """What a (non-evaluation) task produced at ``party``'s guest share."""
+def fate_model(fed: LocalFederation, party: str, share: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``data`` of the one FATE model a task share stored, or {}."""
+    uris = [u for u in (share.get("outputs") or {}).values() if str(u).startswith("fate-model://")]
+    if len(uris) != 1:
+        return {}
+    try:
+        models = ModelStore(fed.parties[party].data_dir).load(ModelKey.parse(uris[0])).params["fate_models"]
+        return dict(next(iter(models.values()))["data"]) if len(models) == 1 else {}
+    except Exception:
+        return {}
+
+
+def _first(mapping: Mapping[str, Any]) -> tuple[str, Any]:
+    return next(iter(sorted(mapping.items())), ("", None))
+
+
+def model_summary(component: str, model: Mapping[str, Any]) -> str:
+    """The headline of a FATE model (binning IV, correlation and VIF, selected columns)."""
+    if component == "hetero_feature_binning":
+        parts = []
+        guest_iv = (model.get("metrics_summary") or {}).get("iv") or {}
+        if guest_iv:
+            name, value = _first(guest_iv)
+            parts.append(f"IV {name} {_num(value)}")
+        for host in (model.get("host_metrics_summary") or {}).values():
+            ivs = (host or {}).get("iv") or {}
+            # FATE's reference table quotes the host's x1 (its binning_0 bins only that column).
+            x1 = [k for k in ivs if k.endswith("_x1")]
+            name, value = (x1[0], ivs[x1[0]]) if x1 else _first(ivs)
+            if name:
+                parts.append(f"IV {name} {_num(value)}")
+        return ", ".join(parts)
+    if component == "feature_correlation":
+        parts = []
+        for remote, row in sorted((model.get("remote_corr") or {}).items())[:1]:
+            name, value = _first(row or {})
+            parts.append(f"{remote}–{name} {_num(value)}")
+        vif = (model.get("vif") or {}).get("vif") or {}
+        if vif:
+            name, value = _first(vif)
+            parts.append(f"VIF {name} {value:.2f}")
+        return ", ".join(parts)
+    return ""
+
+
+def selected_columns(fed: LocalFederation, party: str, share: Mapping[str, Any]) -> str:
+    """``x0–x9`` — the feature columns a selection kept at ``party``."""
+    uri = (share.get("outputs") or {}).get("train_output_data")
+    if not isinstance(uri, str):
+        return ""
+    try:
+        frame = ArtifactStore.local(str(fed.parties[party].data_dir)).read_data(uri).frame
+    except Exception:
+        return ""
+    kept = [c for c in frame.columns if c.startswith("x")]
+    return f"{kept[0]}–{kept[-1]} ({len(kept)})" if kept else "no columns"
+
+
+def task_summary(
+    fed: LocalFederation,
+    party: str,
+    task: TaskSpec,
+    record: Mapping[str, Any],
+    host_record: Mapping[str, Any] | None = None,
+) -> str:
+    """What a (non-evaluation) task produced at ``party``'s guest share (and the host's, where shown)."""
     roles: Mapping[str, Any] = record.get("roles") or {}
     share: Mapping[str, Any] = roles.get("guest") or next(iter(roles.values()), {})
     if share.get("status") == "pass":
@@ -338,6 +402,14 @@ def task_summary(fed: LocalFederation, party: str, task: TaskSpec, record: Mappi
         return f"intersect {metrics['intersect_count']}" + (
             f" (rate {rate:.4g})" if isinstance(rate, float) else ""
         )
+    if task.component == "hetero_feature_selection":
+        kept = [f"guest keeps {selected_columns(fed, party, share)}"]
+        host_roles: Mapping[str, Any] = (host_record or {}).get("roles") or {}
+        if host_share := host_roles.get("host"):
+            kept.append(f"host keeps {selected_columns(fed, HOST, host_share)}")
+        return "; ".join(kept)
+    if text := model_summary(task.component, fate_model(fed, party, share)):
+        return text
     rows = data_rows(fed, party, share.get("outputs") or {})
     if rows:
         return rows
@@ -358,7 +430,8 @@ def key_metric(fed: LocalFederation, dag: DagFile, job_id: str) -> str:
             share = (record.get("roles") or {}).get("guest") or {}
             text = evaluation_summary(task, share.get("metrics") or {})
         else:
-            text = task_summary(fed, GUEST, task, record)
+            host = fate_record(fed, HOST, dag.dag_id, job_id, task.name)
+            text = task_summary(fed, GUEST, task, record, host)
         parts.append(text if len(evaluations or dag.leaves) == 1 else f"{task.name}: {text}")
     return "; ".join(parts) or "outputs ok"
 
