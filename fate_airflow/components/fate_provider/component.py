@@ -13,22 +13,29 @@ import ast
 import contextlib
 import hashlib
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
-import psutil
 
 from fate_airflow.components.context import FateComponent, TaskContext
+from fate_airflow.components.fate_provider.worker import (
+    TASK_SCRIPT,
+    ColdProcess,
+    FateProcess,
+    WorkerLost,
+    WorkerSettings,
+    WorkerUnavailable,
+    provider_env,
+    start_warm,
+    worker_folder,
+)
 from fate_airflow.core.errors import ComponentError, StorageError
 from fate_airflow.core.providers import ProviderInfo, ProviderRegistry, parse_provider_ref
 from fate_airflow.core.types import InputRef
@@ -37,7 +44,7 @@ from fate_airflow.storage.table import Table
 from fate_airflow.tracking.model_store import StoredModel
 
 #: The script the provider's interpreter runs (it imports only the standard library and FATE).
-WORKER_SCRIPT = Path(__file__).with_name("fate_task.py")
+WORKER_SCRIPT = TASK_SCRIPT
 #: Seconds between checks of the abort event while the FATE process runs.
 _POLL = 0.2
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -52,21 +59,6 @@ def _safe(text: str) -> str:
 def job_namespace(job_id: str) -> str:
     """FATE computing namespace of a job's tables (job ids carry ``:`` and ``+``; LMDB paths may not)."""
     return "fa_" + hashlib.sha256(job_id.encode()).hexdigest()[:20]
-
-
-def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the FATE process, its process group and every descendant (its computing pool)."""
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:
-        children = []
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
 
 
 def _label_type(table: Table) -> str:
@@ -302,44 +294,64 @@ class FateProviderComponent(FateComponent):
     def _run_process(
         self, ctx: TaskContext, provider: ProviderInfo, spec: Path, result: Path, folder: Path
     ) -> int:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONNOUSERSITE"] = "1"
-        ctx.info("starting FATE %s (%s) with %s", ctx.request.component, provider.ref, provider.python)
-        proc = subprocess.Popen(
-            [provider.python, str(WORKER_SCRIPT), str(spec), str(result)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=str(folder),
-            env=env,
-            # Its own process group: stop/abort kills FATE's computing pool with it.
-            start_new_session=True,
-        )
+        argv = [provider.python, str(WORKER_SCRIPT), str(spec), str(result)]
+        proc = self._start(ctx, provider, argv, provider_env(), folder)
         log_path = folder / "fate_task.log"
-        pump = threading.Thread(target=self._pump, args=(ctx, proc, log_path), name="fate-log", daemon=True)
+        pump = threading.Thread(
+            target=self._pump, args=(ctx, proc.output, log_path), name="fate-log", daemon=True
+        )
         pump.start()
         try:
-            while proc.poll() is None:
+            while (code := proc.wait(_POLL)) is None:
                 if ctx.abort.is_set():
                     ctx.warning("aborting: killing the FATE process tree (pid %d)", proc.pid)
-                    _kill_tree(proc)
+                    proc.kill()
                     raise ComponentError("aborted")
-                time.sleep(_POLL)
+        except WorkerLost:
+            proc.kill()
+            raise ComponentError(
+                f"{ctx.where}: the warm FATE worker went away while pid {proc.pid} ran the task "
+                f"(see {worker_folder(provider, ctx.request.provider_dir) / 'zygote.log'})"
+            ) from None
         except BaseException:
-            if proc.poll() is None:
-                _kill_tree(proc)
+            proc.kill()
             raise
         finally:
             pump.join(timeout=5)
-        return int(proc.returncode)
+            proc.close()
+        return code
 
     @staticmethod
-    def _pump(ctx: TaskContext, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    def _start(
+        ctx: TaskContext, provider: ProviderInfo, argv: list[str], env: dict[str, str], folder: Path
+    ) -> FateProcess:
+        """Fork the task from the party's warm FATE worker; start it cold if that cannot be done."""
+        settings = WorkerSettings.from_env()
+        component = ctx.request.component
+        if settings.enabled:
+            try:
+                warm = start_warm(provider, ctx.request.provider_dir, argv, env, folder, settings)
+            except WorkerUnavailable as exc:
+                ctx.warning("FATE's warm worker is unavailable (%s); starting FATE %s cold", exc, component)
+            else:
+                ctx.info(
+                    "FATE %s (%s) forked by the warm worker of %s: pid %d",
+                    component,
+                    provider.ref,
+                    provider.python,
+                    warm.pid,
+                )
+                return warm
+        else:
+            ctx.info("FATE's warm worker is off (FATE_AIRFLOW_FATE_WORKER)")
+        ctx.info("starting FATE %s (%s) with %s", component, provider.ref, provider.python)
+        return ColdProcess(argv, env, folder)
+
+    @staticmethod
+    def _pump(ctx: TaskContext, stream: IO[bytes], log_path: Path) -> None:
         """Copy FATE's log lines into the Airflow task log (and the share's own log file)."""
-        assert proc.stdout is not None
         with log_path.open("ab") as sink:
-            for raw in proc.stdout:
+            for raw in stream:
                 sink.write(raw)
                 line = raw.decode("utf-8", "replace").rstrip()
                 if line:

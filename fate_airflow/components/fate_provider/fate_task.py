@@ -221,6 +221,8 @@ def main(argv: list[str]) -> int:
         stream=sys.stderr,
         level=os.environ.get("FATE_TASK_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        # A child of fate_zygote.py inherits the zygote's handlers; they must not catch its lines.
+        force=True,
     )
     spec = json.loads(spec_path.read_text())
     try:

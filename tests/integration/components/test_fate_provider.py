@@ -188,9 +188,19 @@ def test_fate_secureboost_between_native_psi_and_native_evaluation(
     host_model = ModelStore(data_dirs["10000"]).load(ModelKey("m", "v", "host", "10000", "sbt_0"))
     assert json.dumps(host_model.params["fate_models"])  # the host keeps its own split points
 
-    # A later predict job loads the stored FATE model (model_warehouse) at both parties and scores
-    # the same rows exactly as training did.
-    predict_dirs = {**data_dirs, "job_id": data_dirs["job_id"] + "-predict"}
+    # The model moves: each party exports its share and imports it into another data dir, where a
+    # later predict job loads it (model_warehouse) and scores the same rows exactly as training did.
+    predict_dirs = {"job_id": data_dirs["job_id"] + "-predict"}
+    for party in (GUEST, HOST):
+        old, new = data_dirs[party.party_id], f"{data_dirs[party.party_id]}-elsewhere"
+        key = ModelKey("m", "v", party.role, party.party_id, "sbt_0")
+        exported = ModelStore(old).export(key.party_model_id, "v", Path(old).parent)
+        ModelStore(new).import_zip(exported)
+        for table in TableStore.local(old).list():
+            TableStore.local(new).write(
+                table.namespace, table.name, TableStore.local(old).read(table.namespace, table.name)
+            )
+        predict_dirs[party.party_id] = new
     _run(gateways, PSI, predict_dirs, fate_provider_dir, provider="native")
     predict = dataclasses.replace(
         sbt,
@@ -211,18 +221,19 @@ def test_fate_secureboost_between_native_psi_and_native_evaluation(
     )
     scored = _run(gateways, predict, predict_dirs, fate_provider_dir)[GUEST]
     assert scored.summary["provider"] == FATE  # type: ignore[attr-defined]
-    again = ArtifactStore.local(data_dirs["9999"]).read_data(scored.outputs["test_output_data"])  # type: ignore[attr-defined]
+    again = ArtifactStore.local(predict_dirs["9999"]).read_data(scored.outputs["test_output_data"])  # type: ignore[attr-defined]
     trained = pred.frame.set_index(pred.frame.columns[0])["predict_score"].sort_index()
     predicted = again.frame.set_index(again.frame.columns[0])["predict_score"].sort_index()
     assert len(predicted) == 569
     assert predicted.to_numpy() == pytest.approx(trained.to_numpy(), abs=1e-9)
 
 
-def _fate_processes() -> list[psutil.Process]:
+def _fate_processes(under: str) -> list[psutil.Process]:
+    """FATE task processes whose files are under ``under`` (other runs may have their own)."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if any(str(part).endswith("fate_task.py") for part in cmdline):
+        cmdline = [str(part) for part in proc.info.get("cmdline") or []]
+        if any(part.endswith("fate_task.py") for part in cmdline) and any(under in c for c in cmdline):
             found.append(proc)
     return found
 
@@ -247,9 +258,10 @@ def test_abort_kills_the_fate_process_tree(
         _run(gateways, sbt, data_dirs, fate_provider_dir, abort=abort)
     assert time.monotonic() - started < 60
     deadline = time.monotonic() + 10
-    while _fate_processes() and time.monotonic() < deadline:
+    under = str(Path(data_dirs["9999"]).parent)
+    while _fate_processes(under) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _fate_processes() == []
+    assert _fate_processes(under) == []
 
 
 def test_missing_provider_is_a_clear_error(
