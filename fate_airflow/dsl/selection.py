@@ -11,7 +11,9 @@ per task:
    ``native``, ...). A named provider that is not installed, or that lacks the component, is an error
    naming the field. FATE-Flow's own provider, ``fate_flow`` (its reader and upload), is this
    project's native one;
-2. else ``native`` where this project implements the component;
+2. else ``native`` where this project implements the component and the task asks for nothing the
+   native implementation lacks (:func:`native_gap`: e.g. coordinated LR's warm start, validation data
+   or cross validation — FATE's component runs those tasks, or the plan fails naming the gap);
 3. else the installed provider offering the component (FATE 2.2's name for it, see
    :attr:`~fate_airflow.dsl.catalogue.CatalogueEntry.fate_component`);
 4. else a plan error naming the task, the component and the provider to install.
@@ -27,8 +29,9 @@ is taken as written (with its version) without checking that it is installed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fate_airflow.core.errors import ConfigError
 from fate_airflow.core.providers import NATIVE, ProviderInfo, parse_provider_ref, version_key
@@ -67,6 +70,7 @@ class Want:
     :param fate_component: FATE 2.2's component for it, or None.
     :param doc: where to report a problem of implicit selection.
     :param path: field path of that problem (the task's ``component_ref`` / ``module``).
+    :param native_gap: what the task asks for that the native implementation does not do, if anything.
     """
 
     task: str
@@ -75,6 +79,46 @@ class Want:
     fate_component: str | None
     doc: Doc
     path: FieldPath
+    native_gap: str | None = None
+
+
+def _truthy(parameters: Mapping[str, Any], dotted: str) -> bool:
+    value: Any = parameters
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping):
+            return False
+        value = value.get(part)
+    return bool(value)
+
+
+def native_gap(
+    implementation: str, stage: str, inputs: Collection[tuple[str, str]], parameters: Mapping[str, Any]
+) -> str | None:
+    """What a task asks of a native implementation that it does not do, or None.
+
+    Decided from the job file alone, before the job starts: such a task runs FATE's component of the
+    same name (when installed) rather than a native one that would do less than the job asks.
+
+    :param implementation: the catalogue implementation id (``hetero_lr@1.0.0``).
+    :param stage: the task's stage.
+    :param inputs: its ``(kind, key)`` inputs, e.g. ``("model", "input_model")``.
+    :param parameters: its common parameters.
+    """
+    if implementation != "hetero_lr@1.0.0":
+        return None
+    if (
+        stage == "cross_validation"
+        or ("data", "cv_data") in inputs
+        or _truthy(parameters, "cv_param.need_cv")
+    ):
+        return "cross validation"
+    if ("model", "warm_start_model") in inputs or (
+        stage != "predict" and ("model", "input_model") in inputs and ("data", "train_data") in inputs
+    ):
+        return "warm start (warm_start_model)"
+    if ("data", "validate_data") in inputs:
+        return "validation data during training (validate_data)"
+    return None
 
 
 def _installed(providers: Sequence[ProviderInfo]) -> str:
@@ -96,7 +140,7 @@ def select_provider(
     label = f"component {want.component} (task {want.task})"
     if explicit is not None:
         return _explicit(problems, want, explicit, providers, label)
-    if want.native:
+    if want.native and want.native_gap is None:
         return NATIVE
     if providers is None:
         return NATIVE  # planned-only, as before providers existed: fails when it runs
@@ -104,7 +148,20 @@ def select_provider(
         offering = [p for p in providers if not p.is_native and p.offers(want.fate_component)]
         if offering:
             return _best(offering).ref
+        if want.native:
+            problems.add(
+                want.doc,
+                want.path,
+                f"{label} uses {want.native_gap}, which the native provider does not implement; "
+                f"FATE's {want.fate_component} does: run `{FATE_INSTALL}`",
+            )
+            return None
         problems.add(want.doc, want.path, f"{label} needs the FATE provider: run `{FATE_INSTALL}`")
+        return None
+    if want.native:
+        problems.add(
+            want.doc, want.path, f"{label} uses {want.native_gap}, which no installed provider offers"
+        )
         return None
     problems.add(
         want.doc,

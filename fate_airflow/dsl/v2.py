@@ -48,7 +48,7 @@ from fate_airflow.dsl.catalogue import BY_COMPONENT_REF, BY_MODULE, CatalogueEnt
 from fate_airflow.dsl.graph import topological_order
 from fate_airflow.dsl.merge import merge_all
 from fate_airflow.dsl.plan import JobPlan, PartyTask, PlanFormat, TaskPlan
-from fate_airflow.dsl.selection import Explicit, Want, select_provider
+from fate_airflow.dsl.selection import Explicit, Want, native_gap, select_provider
 
 FORMAT: PlanFormat = "fate-2.x-dag"
 STAGES: tuple[str, ...] = ("train", "predict", "default", "cross_validation")
@@ -466,8 +466,19 @@ def _provider(ctx: _Context, task: _Task, providers: Sequence[ProviderInfo] | No
                     f"one provider runs task {task.name} at every party: set it in "
                     f"dag.tasks.{task.name}.conf.provider (or dag.conf.task.provider), not per party",
                 )
+    inputs = {(slot.kind, slot.key) for slot in task.slots}
+    for alias in ctx.aliases:
+        if task.name in alias.tasks and alias.parties.intersection(task.running):
+            inputs.update((slot.kind, slot.key) for slot in alias.tasks[task.name].slots)
+    gap = native_gap(entry.implementation, task.stage, inputs, task.parameters) if entry.native else None
     want = Want(
-        task.name, task.ref, entry.native, entry.fate_component, ctx.doc, (*task.path, "component_ref")
+        task.name,
+        task.ref,
+        entry.native,
+        entry.fate_component,
+        ctx.doc,
+        (*task.path, "component_ref"),
+        native_gap=gap,
     )
     return select_provider(ctx.problems, want, explicit, providers)
 

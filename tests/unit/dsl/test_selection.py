@@ -379,9 +379,43 @@ def test_all_54_fate_example_dags_plan() -> None:
         for task in p.tasks:
             providers[task.component] = task.provider
     assert failures == {}
-    assert providers["psi"] == providers["reader"] == providers["coordinated_lr"] == "native"
+    assert providers["psi"] == providers["reader"] == "native"
+    assert (
+        load_job(folder / "coordinated_lr__test_lr.yaml", providers=WITH_FATE).task("lr_0").provider
+        == "native"
+    )
     assert providers["hetero_secureboost"] == providers["sample"] == providers["hetero_nn"] == "fate:2.2.0"
     # Integer keys survive, as pyfate's sample component expects them.
     sample = load_job(folder / "sample__test_sample.yaml", providers=WITH_FATE)
     frac = sample.task("sample_0").parties[0].parameters["frac"]
     assert frac == {0: 0.5} and isinstance(next(iter(frac)), int)
+
+
+# ---------------------------------------------------------------------------- what native LR lacks
+@pytest.mark.parametrize(
+    ("dag", "task", "gap"),
+    [
+        ("coordinated_lr__test_lr_warm_start", "lr_1", "warm start"),
+        ("coordinated_lr__test_lr_validate", "lr_0", "validation data"),
+        ("coordinated_lr__test_lr_cv", "lr_0", "cross validation"),
+    ],
+)
+def test_a_coordinated_lr_asking_for_what_native_lr_lacks_runs_fates(dag: str, task: str, gap: str) -> None:
+    # Decided before the job starts: never a native LR that silently does less (or hangs) mid-job.
+    path = _v2_pipeline_dags() / f"{dag}.yaml"
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    plan = load_job(path, providers=WITH_FATE)
+    assert plan.task(task).provider == "fate:2.2.0"
+    with pytest.raises(DslError) as caught:
+        load_job(path, providers=NATIVE_ONLY)
+    problem = next(p for p in caught.value.problems if f"task {task}" in p)
+    assert gap in problem and "component_ref" in problem and INSTALL in problem
+
+
+def test_warm_start_lr_keeps_native_lr_for_its_first_fit() -> None:
+    path = _v2_pipeline_dags() / "coordinated_lr__test_lr_warm_start.yaml"
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    plan = load_job(path, providers=WITH_FATE)
+    assert plan.task("lr_0").provider == "native"
