@@ -1,12 +1,16 @@
-"""Federation throughput: GrpcFederation through two gateways vs raw grpcio streaming, both mTLS.
+"""Federation throughput: GrpcFederation through two gateways vs raw single-hop grpcio mTLS streaming.
 
 Run by hand (not part of the tests)::
 
     .venv/bin/python bench/federation.py                      # 1 MiB, 64 MiB, 1 GiB; fsync always and never
-    .venv/bin/python bench/federation.py --sizes 1 64 --fsync always
+    .venv/bin/python bench/federation.py --sizes 64 1024 --fsync always
+    .venv/bin/python bench/federation.py --endpoint mtls      # workers on their gateway's mTLS endpoint
 
 Setup: guest and host gateways as separate processes (``python -m fate_airflow gateway``) on
-127.0.0.1 with mutual TLS, once per ``spool.fsync`` policy. The guest worker (this process) calls
+127.0.0.1 with mutual TLS between them, once per ``spool.fsync`` policy. Workers reach their own
+gateway on its party-internal endpoint (a unix socket, plaintext; ``--endpoint internal``, the
+default, as the party deploy configures workers on the gateway's host) or on its mTLS endpoint
+(``--endpoint mtls``, a worker on another host). The guest worker (this process) calls
 ``remote`` (→ guest gateway → host gateway, which spools the message and acknowledges); the host
 worker, a separate process as in a real deployment, calls ``get`` (host gateway → worker, verified,
 acknowledged). Two timings per run, both from ``remote`` start to ``get`` end:
@@ -133,8 +137,9 @@ def raw_transfer(channel: grpc.Channel, value: np.ndarray, chunk: int) -> float:
 
 
 def receiver(config_json: str, session_id: str) -> None:
-    """The host worker: ``get X TAG SIZE_MIB`` on stdin → ``done T`` (monotonic end time), then
-    ``ok``/``bad`` after checking the content against the sender's value (outside the timing)."""
+    """The host worker: ``get X TAG SIZE_MIB`` on stdin → ``done T CPU`` (monotonic end time, own CPU
+    seconds), then ``ok``/``bad`` after checking the content against the sender's value (outside
+    the timing and the CPU figure)."""
     import json
 
     config = GatewayClientConfig.from_dict(json.loads(config_json))
@@ -144,7 +149,8 @@ def receiver(config_json: str, session_id: str) -> None:
     for line in sys.stdin:
         _, name, tag, size_text = line.split()
         [received] = fed.get(name, tag, [GUEST], timeout=900)
-        print(f"done {time.monotonic()!r}", flush=True)
+        times = os.times()
+        print(f"done {time.monotonic()!r} {times.user + times.system!r}", flush=True)
         size_mib = int(size_text)
         good = size_mib == 0 or (
             hashlib.sha256(received.data).digest() == hashlib.sha256(make_value(size_mib).data).digest()
@@ -176,11 +182,15 @@ class Receiver:
 
     def finish_get(self) -> float:
         """Monotonic time at which ``get`` returned; checks the content."""
+        return self.finish_get_cpu()[0]
+
+    def finish_get_cpu(self) -> tuple[float, float]:
+        """(monotonic time at which ``get`` returned, the receiver's CPU seconds then); checks the content."""
         done = self._out.readline().split()
         assert done and done[0] == "done", f"receiver failed: {done}"
         verdict = self._out.readline().strip()
         assert verdict == "ok", "the received object differs from the sent one"
-        return float(done[1])
+        return float(done[1]), float(done[2])
 
     def close(self) -> None:
         self._in.close()
@@ -207,12 +217,23 @@ class Parties:
     """Two gateways with one fsync policy, the raw server, and the endpoints."""
 
     def __init__(
-        self, root: Path, files: dict[str, PartyFiles], chunk: int, fsync: str, raw_channel: grpc.Channel
+        self,
+        root: Path,
+        files: dict[str, PartyFiles],
+        chunk: int,
+        fsync: str,
+        raw_channel: grpc.Channel,
+        endpoint: str = "internal",
     ) -> None:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.addr = {p: f"127.0.0.1:{free_port()}" for p in ("9999", "10000")}
+        # Unix socket paths are limited to ~100 bytes: keep them short.
+        self.sockets = {p: f"unix:{root}/{p}-{fsync}.sock" for p in ("9999", "10000")}
+        self.endpoint = endpoint
         for party, other in (("9999", "10000"), ("10000", "9999")):
-            extra = {} if fsync == "always" else {"spool": {"fsync": fsync}}  # default: any version
+            extra: dict[str, object] = {} if fsync == "always" else {"spool": {"fsync": fsync}}
+            if endpoint == "internal":
+                extra["ptp_listen"] = self.sockets[party]
             doc = gateway_document(
                 party,
                 listen=self.addr[party],
@@ -245,6 +266,12 @@ class Parties:
         self.chunk = chunk
         self.raw_channel = raw_channel
 
+    def client(self, party: str, **extra: object) -> GatewayClientConfig:
+        """How a worker of ``party`` reaches its gateway (per ``--endpoint``)."""
+        if self.endpoint == "internal":
+            extra["internal_address"] = self.sockets[party]
+        return client_config(party, self.addr[party], self.files, **extra)
+
     def close(self) -> None:
         for proc in self.procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -261,12 +288,10 @@ def run_size(parties: Parties, size_mib: int, runs: int, raw_pid: int) -> Series
     # One endpoint per party for the whole series, as a task would use it (the TLS handshakes are
     # not part of the measurement; the raw channel is reused too).
     session = FederationSession(f"bench{size_mib}x{os.getpid()}", "t", 0, GUEST, (GUEST, HOST))
-    guest = GrpcFederation(
-        session, client_config("9999", parties.addr["9999"], parties.files, chunk_bytes=parties.chunk)
-    )
-    receiver = Receiver(client_config("10000", parties.addr["10000"], parties.files), session.session_id)
+    guest = GrpcFederation(session, parties.client("9999", chunk_bytes=parties.chunk))
+    receiver = Receiver(parties.client("10000"), session.session_id)
     gateway_pids = [parties.procs["9999"].pid, parties.procs["10000"].pid]
-    fed_pids = [os.getpid(), *gateway_pids, receiver.proc.pid]
+    fed_pids = [os.getpid(), *gateway_pids]
     try:
         guest.remote(0, "warmup", "0", [HOST])
         receiver.start_get("warmup", "0", 0)
@@ -286,11 +311,17 @@ def run_size(parties: Parties, size_mib: int, runs: int, raw_pid: int) -> Series
             receiver.start_get("wait", str(run), size_mib if run == 0 else 0)
             time.sleep(0.2)  # let the receiver's Pull reach the gateway and wait there
             before = [cpu_seconds(p) for p in fed_pids]
+            receiver_before = cpu_seconds(receiver.proc.pid)
             start = time.monotonic()
             guest.remote(value, "wait", str(run), [HOST])
-            done = receiver.finish_get()
+            after = [cpu_seconds(p) for p in fed_pids]
+            done, receiver_cpu = receiver.finish_get_cpu()
+            after[1:] = [cpu_seconds(p) for p in fed_pids[1:]]  # the gateways work until the get ends
             series.waiting.append(done - start)
-            series.cpu_fed.append(tuple(cpu_seconds(p) - b for p, b in zip(fed_pids, before, strict=True)))
+            # The receiver's own figure stops at the end of `get`: its content check is not counted.
+            series.cpu_fed.append(
+                (*(a - b for a, b in zip(after, before, strict=True)), receiver_cpu - receiver_before)
+            )
     finally:
         guest.close()
         receiver.close()
@@ -298,9 +329,14 @@ def run_size(parties: Parties, size_mib: int, runs: int, raw_pid: int) -> Series
     return series
 
 
-def report(results: dict[tuple[str, int], Series], chunk_mib: int) -> None:
+def report(results: dict[tuple[str, int], Series], chunk_mib: int, endpoint: str) -> None:
     load = Path("/proc/loadavg").read_text().split()[:3]
-    print(f"\nchunk {chunk_mib} MiB, mTLS everywhere, {os.cpu_count()} CPUs, load average {' '.join(load)}")
+    hops = (
+        "workers on the gateways' party-internal unix sockets (plaintext), mTLS between the gateways"
+        if endpoint == "internal"
+        else "mTLS on all three hops"
+    )
+    print(f"\nchunk {chunk_mib} MiB, {hops}, {os.cpu_count()} CPUs, load average {' '.join(load)}")
     print(
         "| size | spool.fsync | federation MB/s: sequential (remote / get) | federation MB/s: receiver "
         "waiting | raw grpcio MB/s | ratio sequential | ratio waiting | guest gw peak RSS "
@@ -346,6 +382,12 @@ def main() -> int:
     parser.add_argument("--fsync", choices=("always", "never", "both"), default="both")
     parser.add_argument("--runs", type=int, default=0, help="runs per size (default: 20 / 5 / 3 by size)")
     parser.add_argument(
+        "--endpoint",
+        choices=("internal", "mtls"),
+        default="internal",
+        help="how workers reach their own gateway: its party-internal unix socket, or its mTLS endpoint",
+    )
+    parser.add_argument(
         "--raw-server", nargs=4, metavar=("CERT", "KEY", "CA", "PORT_FILE"), help=argparse.SUPPRESS
     )
     parser.add_argument("--receiver", nargs=2, metavar=("CONFIG", "SESSION"), help=argparse.SUPPRESS)
@@ -390,7 +432,7 @@ def main() -> int:
         )
         policies = ["always", "never"] if args.fsync == "both" else [args.fsync]
         for fsync in policies:
-            parties = Parties(root, files, chunk, fsync, raw_channel)
+            parties = Parties(root, files, chunk, fsync, raw_channel, args.endpoint)
             try:
                 for size_mib in sorted(args.sizes):
                     runs = args.runs or (20 if size_mib <= 4 else (5 if size_mib <= 256 else 3))
@@ -399,7 +441,7 @@ def main() -> int:
             finally:
                 parties.close()
         raw_channel.close()
-        report(results, args.chunk)
+        report(results, args.chunk, args.endpoint)
     finally:
         raw_proc.send_signal(signal.SIGTERM)
         raw_proc.wait(15)

@@ -19,7 +19,14 @@ The party config file (YAML or JSON; relative paths are relative to the file)::
     home: "9999"                      # default: the config file's folder / party_id
     host: 127.0.0.1                   # where this party's services listen
     ports: {api: 28080, gateway: 29370, worker_log: 28793, trigger_log: 28794, ptp: 29390}
-                                      # ptp: the gateway's FATE "osx" endpoint (loopback hosts only)
+                                      # ptp: the gateway's party-internal endpoint on a loopback host
+    internal_endpoint: null           # the gateway's party-internal endpoint (FATE's PTP for FATE
+                                      # components, the native services for this party's workers):
+                                      # default host:ports.ptp on a loopback host, else none; or
+                                      # unix:/path (a socket the gateway and workers share, e.g. on
+                                      # a volume of the party's containers)
+    worker_endpoint: internal         # how workers reach the gateway: internal (plaintext, when an
+                                      # internal endpoint exists) or mtls (workers on other hosts)
     peers: {"10000": "127.0.0.1:29371"}       # party id -> gateway address
     peer_ca_certs: ["../10000/pki/ca/ca.crt"] # CA certificates of the peers (exchange them once)
     insecure: false                   # true = plaintext gateways, local demos only
@@ -49,20 +56,23 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeAlias, get_args
 
 import psutil
 import requests
 
 from fate_airflow.core.errors import ConfigError, SchedulingError
 from fate_airflow.core.types import validate_party_id
-from fate_airflow.federation.config import is_loopback_host, read_document
+from fate_airflow.federation.config import check_ptp_listen, is_loopback_host, read_document
 from fate_airflow.federation.pki import init_ca, issue_certificate
 
 #: The repository's DAG folder (the loader that turns job files into DAGs).
 REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: How a party's workers reach its gateway: its party-internal endpoint (plaintext, same host or
+#: shared socket) or its mTLS endpoint (workers on other hosts).
+WorkerEndpoint: TypeAlias = Literal["internal", "mtls"]
 GATEWAY_PROCESS = "gateway"
 
 
@@ -108,6 +118,8 @@ class PartyConfig:
     api_url_override: str | None = None
     listen: str | None = None
     cert_hosts: tuple[str, ...] = ()
+    internal_endpoint: str | None = None
+    worker_endpoint: WorkerEndpoint = "internal"
 
     # ------------------------------------------------------------------ paths
     @property
@@ -167,12 +179,22 @@ class PartyConfig:
 
     @property
     def ptp_address(self) -> str | None:
-        """The gateway's PTP endpoint for FATE's own components; None unless the host is loopback.
+        """The gateway's party-internal endpoint (FATE's PTP service and the native worker services).
 
-        The endpoint is plaintext and unauthenticated, so it only exists where nothing but the
-        party's own processes can reach it (a party on a container network has none).
+        ``internal_endpoint`` if given (``unix:/path`` or a loopback ``host:port``), else
+        ``host:ports.ptp`` when the host is loopback, else None. The endpoint is plaintext and
+        unauthenticated, so it only exists where nothing but the party's own processes can reach
+        it (a party on a container network gets one only as a unix socket on a volume shared by
+        its gateway and worker containers).
         """
+        if self.internal_endpoint is not None:
+            return self.internal_endpoint
         return f"{self.host}:{self.ports.ptp}" if is_loopback_host(self.host) else None
+
+    @property
+    def worker_internal_address(self) -> str | None:
+        """The endpoint the party's workers use instead of the gateway's mTLS one, if any."""
+        return self.ptp_address if self.worker_endpoint == "internal" else None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -181,7 +203,7 @@ class PartyConfig:
         known = {
             "party_id", "home", "host", "ports", "peers", "peer_ca_certs", "insecure", "allowed_initiators",
             "readable_tables", "party_timeout", "jobs_folder", "airflow", "dags_folder", "api_url", "listen",
-            "cert_hosts",
+            "cert_hosts", "internal_endpoint", "worker_endpoint",
         }  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
@@ -220,6 +242,14 @@ class PartyConfig:
         allowed = data.get("allowed_initiators")
         if allowed is not None and not isinstance(allowed, list):
             raise ConfigError("allowed_initiators: expected a list of party ids")
+        internal = data.get("internal_endpoint")
+        if internal is not None:
+            internal = check_ptp_listen(internal, "internal_endpoint")
+            if internal.startswith("unix:") and not internal.startswith("unix:/"):
+                internal = f"unix:{(base_dir / internal[len('unix:') :]).resolve()}"
+        worker_endpoint = data.get("worker_endpoint", "internal")
+        if worker_endpoint not in get_args(WorkerEndpoint):
+            raise ConfigError(f"worker_endpoint: expected internal or mtls, got {worker_endpoint!r}")
         af_raw = data.get("airflow") or {}
         if not isinstance(af_raw, Mapping):
             raise ConfigError("airflow: expected a mapping")
@@ -248,6 +278,8 @@ class PartyConfig:
             api_url_override=str(data["api_url"]) if data.get("api_url") else None,
             listen=str(data["listen"]) if data.get("listen") else None,
             cert_hosts=tuple(str(h) for h in data.get("cert_hosts") or ()),
+            internal_endpoint=internal,
+            worker_endpoint=worker_endpoint,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,6 +312,8 @@ class PartyConfig:
             "api_url": self.api_url_override,
             "listen": self.listen,
             "cert_hosts": list(self.cert_hosts),
+            "internal_endpoint": self.internal_endpoint,
+            "worker_endpoint": self.worker_endpoint,
         }
 
 
@@ -323,8 +357,15 @@ def admin_credentials(cfg: PartyConfig) -> tuple[str, str]:
 
 
 def client_config_dict(cfg: PartyConfig) -> dict[str, Any]:
-    """The gateway-client settings of this party's workers (also the connection's extra)."""
+    """The gateway-client settings of this party's workers (also the connection's extra).
+
+    Workers on the gateway's host (or sharing its socket) use its party-internal endpoint unless
+    ``worker_endpoint: mtls``; the certificates stay in the settings, so a worker on another host
+    only has to drop ``internal_address`` to use the mTLS endpoint.
+    """
     data: dict[str, Any] = {"party_id": cfg.party_id}
+    if cfg.worker_internal_address is not None:
+        data["internal_address"] = cfg.worker_internal_address
     if cfg.insecure:
         data["insecure"] = True
     else:
@@ -619,6 +660,7 @@ __all__ = [
     "AirflowSettings",
     "PartyConfig",
     "Ports",
+    "WorkerEndpoint",
     "admin_credentials",
     "airflow_env",
     "airflow_health",

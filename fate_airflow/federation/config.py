@@ -19,9 +19,12 @@ A gateway config file (YAML or JSON; relative paths are relative to the file)::
     trusted_relays: ["hub"]          # may forward on behalf of others; default: every `via`
     limits: {max_message_bytes: 17179869184, chunk_bytes: 1048576, max_workers: 64}
     retention: {max_age_seconds: 604800, gc_interval_seconds: 600}
-    spool: {fsync: always}           # or never: see SpoolSettings
-    ptp_listen: "127.0.0.1:9390"     # optional: FATE's PTP ("osx") endpoint for the party's own
-                                     # components (plaintext: loopback or unix:/path only)
+    spool: {fsync: always, quota_bytes: 68719476736, per_peer_quota_bytes: 34359738368}
+                                     # see SpoolSettings
+    ptp_listen: "127.0.0.1:9390"     # optional: the party-internal endpoint (plaintext: loopback or
+                                     # unix:/path only): FATE's PTP ("osx") service for the party's
+                                     # FATE components, and the native Transfer/Control services for
+                                     # workers configured with GatewayClientConfig.internal_address
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from fate_airflow.core.types import validate_party_id
 DEFAULT_CHUNK_BYTES = 1 << 20
 DEFAULT_MAX_MESSAGE_BYTES = 16 << 30
 DEFAULT_PORT = 9370
+#: Bytes the spool may hold in total / for messages from any one party (see :class:`SpoolSettings`).
+DEFAULT_SPOOL_QUOTA_BYTES = 64 << 30
+DEFAULT_PER_PEER_QUOTA_BYTES = 32 << 30
 #: Route-table key of the default route.
 DEFAULT_ROUTE = "*"
 
@@ -82,11 +88,12 @@ def is_loopback_host(host: str) -> bool:
 
 
 def check_ptp_listen(text: object, where: str = "ptp_listen") -> str:
-    """Validate the PTP endpoint address: ``unix:/path``, or ``host:port`` on a loopback host.
+    """Validate the party-internal endpoint's address: ``unix:/path``, or ``host:port`` on a loopback host.
 
-    The endpoint speaks plaintext without authentication (that is what FATE's components expect
-    of their party's OSX), so anything that can connect to it can send as the party: it must not
-    be reachable from other machines.
+    The endpoint (FATE's PTP service, and the native services for the party's own workers) speaks
+    plaintext without authentication (that is what FATE's components expect of their party's
+    OSX), so anything that can connect to it can send as the party: it must not be reachable from
+    other machines.
 
     :raises ConfigError: naming ``where``.
     """
@@ -97,7 +104,7 @@ def check_ptp_listen(text: object, where: str = "ptp_listen") -> str:
     host, _ = parse_address(text, where)
     if not is_loopback_host(host):
         raise ConfigError(
-            f"{where}: {host} is not a loopback address; the PTP endpoint is plaintext and "
+            f"{where}: {host} is not a loopback address; the party-internal endpoint is plaintext and "
             "unauthenticated, so it may only listen on 127.0.0.1, ::1, localhost or a unix:/path socket"
         )
     return str(text)
@@ -214,13 +221,31 @@ class SpoolSettings:
         in) but dominate small ones (a few milliseconds each: two flushes per message, three for
         the first of a session). Choose ``never`` where rerunning a job after a machine crash is
         acceptable, e.g. a single-host demo or throughput-bound training on reliable hosts.
+    :param quota_bytes: most payload bytes the spool holds at once, all senders together: messages
+        accepted and not yet consumed, plus those still arriving (counted at their declared size
+        from their first frame). A message that would go beyond is refused before anything of it
+        is written (RESOURCE_EXHAUSTED, naming the sender, the quota and the current usage); the
+        space comes back when its receiver consumes a message, or a session is cleaned up or
+        expires. Keeps one party's forgotten or hostile messages from filling the gateway's disk.
+    :param per_peer_quota_bytes: the same limit for the messages from one sending party (a peer,
+        or this gateway's own party when it sends to itself), so one party cannot use up the
+        space the others need.
     """
 
     fsync: FsyncPolicy = "always"
+    quota_bytes: int = DEFAULT_SPOOL_QUOTA_BYTES
+    per_peer_quota_bytes: int = DEFAULT_PER_PEER_QUOTA_BYTES
 
     def __post_init__(self) -> None:
         if self.fsync not in get_args(FsyncPolicy):
             raise ConfigError(f"spool.fsync: expected always or never, got {self.fsync!r}")
+        _number(self.quota_bytes, "spool.quota_bytes", minimum=1)
+        _number(self.per_peer_quota_bytes, "spool.per_peer_quota_bytes", minimum=1)
+        if self.per_peer_quota_bytes > self.quota_bytes:
+            raise ConfigError(
+                f"spool.per_peer_quota_bytes: {self.per_peer_quota_bytes} is larger than spool.quota_bytes "
+                f"({self.quota_bytes}); one party's share cannot exceed the whole spool"
+            )
 
 
 @dataclass(frozen=True)
@@ -250,6 +275,12 @@ class GatewayConfig:
         parse_address(self.listen, "listen")
         if self.ptp_listen is not None:
             check_ptp_listen(self.ptp_listen)
+        if self.limits.max_message_bytes > self.spool.per_peer_quota_bytes:
+            raise ConfigError(
+                f"limits.max_message_bytes: {self.limits.max_message_bytes} is larger than "
+                f"spool.per_peer_quota_bytes ({self.spool.per_peer_quota_bytes}), so a message of the "
+                "largest accepted size could never be spooled; lower the limit or raise the quota"
+            )
         if self.insecure and self.tls is not None:
             raise ConfigError("insecure: true cannot be combined with tls; choose one")
         if not self.insecure and self.tls is None:
@@ -436,8 +467,18 @@ class GatewayConfig:
             ),
         )
         raw_spool = _mapping(data.get("spool"), "spool")
-        _check_unknown(raw_spool, {"fsync"}, "spool")
-        spool = SpoolSettings(fsync=raw_spool.get("fsync", "always"))
+        _check_unknown(raw_spool, {"fsync", "quota_bytes", "per_peer_quota_bytes"}, "spool")
+        spool = SpoolSettings(
+            fsync=raw_spool.get("fsync", "always"),
+            quota_bytes=_number(
+                raw_spool.get("quota_bytes", DEFAULT_SPOOL_QUOTA_BYTES), "spool.quota_bytes", minimum=1
+            ),
+            per_peer_quota_bytes=_number(
+                raw_spool.get("per_peer_quota_bytes", DEFAULT_PER_PEER_QUOTA_BYTES),
+                "spool.per_peer_quota_bytes",
+                minimum=1,
+            ),
+        )
         ptp_listen = data.get("ptp_listen")
         if ptp_listen is not None:
             ptp_listen = check_ptp_listen(ptp_listen)
@@ -506,7 +547,16 @@ def load_gateway_config(path: Path | str) -> GatewayConfig:
 class GatewayClientConfig:
     """How a worker or scheduler reaches its own party's gateway (stored in an Airflow connection).
 
-    :param address: the local gateway, ``host:port``.
+    Two ways in: the gateway's mutually authenticated endpoint at ``address`` (client certificate
+    of the party; works from any host), or, with ``internal_address``, its party-internal endpoint
+    (``ptp_listen`` in the gateway config): plaintext over loopback or a unix socket, for
+    processes on the gateway's own host (or sharing its socket's volume). That saves a TLS hop in
+    each direction of every transfer; the gateway applies the same rules there (a client speaks
+    only as one of the gateway's own parties; scoping, size limits, quotas and checksums as
+    always). Anything that can open the socket can speak as the party, so it must stay
+    party-internal, as the gateway config enforces.
+
+    :param address: the local gateway's mTLS endpoint, ``host:port``.
     :param party_id: the party this client speaks for (its client certificate must say so).
     :param ca_cert: the party CA certificate (verifies the gateway).
     :param client_cert: this client's certificate (kind ``client``).
@@ -516,6 +566,9 @@ class GatewayClientConfig:
         serving several party ids carries its primary one).
     :param chunk_bytes: chunk size of uploads.
     :param send_timeout: how long ``remote`` keeps retrying while a gateway is unreachable.
+    :param internal_address: the gateway's party-internal endpoint (``unix:/path`` or a loopback
+        ``host:port``); when set, every client built from this config uses it instead of
+        ``address``, and the TLS settings may be omitted.
     """
 
     address: str
@@ -527,16 +580,24 @@ class GatewayClientConfig:
     gateway_party_id: str | None = None
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     send_timeout: float = 300.0
+    internal_address: str | None = None
 
     def __post_init__(self) -> None:
         parse_address(self.address, "address")
         _party(self.party_id, "party_id")
+        if self.internal_address is not None:
+            check_ptp_listen(self.internal_address, "internal_address")
         tls_paths = (self.ca_cert, self.client_cert, self.client_key)
         if self.insecure and any(tls_paths):
             raise ConfigError("insecure: true cannot be combined with ca_cert/client_cert/client_key")
-        if not self.insecure and not all(tls_paths):
+        if not self.insecure and self.internal_address is None and not all(tls_paths):
             raise ConfigError(
-                "ca_cert, client_cert and client_key are all required (or insecure: true for a local demo)"
+                "ca_cert, client_cert and client_key are all required (or internal_address for the "
+                "gateway's party-internal endpoint, or insecure: true for a local demo)"
+            )
+        if any(tls_paths) and not all(tls_paths):
+            raise ConfigError(
+                "ca_cert, client_cert and client_key are all required together, or none of them"
             )
         if self.gateway_party_id is not None:
             _party(self.gateway_party_id, "gateway_party_id")
@@ -544,6 +605,16 @@ class GatewayClientConfig:
         if self.chunk_bytes > 64 << 20:
             raise ConfigError("chunk_bytes: at most 64 MiB")
         _number(self.send_timeout, "send_timeout", integer=False)
+
+    @property
+    def target(self) -> str:
+        """Where clients connect: the internal endpoint if configured, else ``address``."""
+        return self.internal_address or self.address
+
+    @property
+    def plaintext(self) -> bool:
+        """No TLS towards the gateway (internal endpoint or insecure): the caller names its party."""
+        return self.insecure or self.internal_address is not None
 
     @property
     def server_party_id(self) -> str:
@@ -562,6 +633,7 @@ class GatewayClientConfig:
             "gateway_party_id": self.gateway_party_id,
             "chunk_bytes": self.chunk_bytes,
             "send_timeout": self.send_timeout,
+            "internal_address": self.internal_address,
         }
 
     @classmethod
@@ -589,6 +661,9 @@ class GatewayClientConfig:
         for name in ("ca_cert", "client_cert", "client_key"):
             if isinstance(data.get(name), str):
                 data[name] = str(_path(data[name], name, base))
+        internal = data.get("internal_address")
+        if isinstance(internal, str) and internal.startswith("unix:") and not internal.startswith("unix:/"):
+            data["internal_address"] = f"unix:{base / internal[len('unix:') :]}"  # relative to the file
         try:
             return cls.from_dict(data)
         except ConfigError as exc:
@@ -598,7 +673,9 @@ class GatewayClientConfig:
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "DEFAULT_PER_PEER_QUOTA_BYTES",
     "DEFAULT_ROUTE",
+    "DEFAULT_SPOOL_QUOTA_BYTES",
     "FsyncPolicy",
     "GatewayClientConfig",
     "GatewayConfig",

@@ -22,6 +22,14 @@ class MessageTooLarge(FederationError):
     """A message exceeds the configured size limit."""
 
 
+class QuotaExceeded(FederationError):
+    """Accepting a message would take the receiving gateway's spool beyond one of its quotas.
+
+    The message says which party, which quota and how much is in use; nothing of the refused
+    message was kept. Space comes back as receivers consume their messages.
+    """
+
+
 class Unauthenticated(FederationError):
     """The caller presented no usable identity."""
 
@@ -66,5 +74,6 @@ __all__ = [
     "PayloadError",
     "PermissionDenied",
     "ProtocolError",
+    "QuotaExceeded",
     "Unauthenticated",
 ]

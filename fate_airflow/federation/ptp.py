@@ -34,6 +34,7 @@ from fate_airflow.federation.errors import (
     PartyUnreachable,
     PermissionDenied,
     ProtocolError,
+    QuotaExceeded,
     Unauthenticated,
 )
 
@@ -166,7 +167,9 @@ def ptp_code_of(exc: BaseException) -> str:
         return CODE_INVALID_REQUEST
     if isinstance(exc, (PermissionDenied, Unauthenticated)):
         return CODE_UNAUTHORIZED
-    if isinstance(exc, MessageTooLarge):
+    if isinstance(exc, (MessageTooLarge, QuotaExceeded)):
+        # The standard has no code of its own for a full store: "too large" (for the space left)
+        # is the nearest, and the details name the quota.
         return CODE_TOO_LARGE
     if isinstance(exc, FederationTimeout):
         return CODE_TIMEOUT

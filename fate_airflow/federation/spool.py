@@ -15,6 +15,12 @@ An entry stays until its receiver confirms it got the message whole (:meth:`Spoo
 replaced by an empty ``.done`` tombstone so a re-sent copy (same id) is recognised and not delivered
 twice. Tombstones and leftovers go with :meth:`Spool.cleanup_session` or age-based :meth:`Spool.gc`.
 
+Quotas: a spool may cap the payload bytes it holds, in total and per sending party. A message
+counts from its first frame (at the size its sender declared, or as it grows if it declared none)
+until its receiver acknowledges it or its session is cleaned up or expires; one that would go
+beyond a quota is refused with :class:`~fate_airflow.federation.errors.QuotaExceeded` before any of
+it is written (or, without a declared size, as soon as it crosses the line, its temp file removed).
+
 Entry file layout: the payload as chunk frames (exactly the ``PullFrame`` bytes a pull sends, see
 :mod:`fate_airflow.federation.chunks`, so serving an entry copies nothing in Python), JSON footer,
 u64 footer length, :data:`ENTRY_MAGIC`. Entries of earlier versions (raw payload, SHA-256, magic
@@ -41,6 +47,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +64,7 @@ from fate_airflow.federation.chunks import (
     chunk_prefix,
     parse_chunk_prefix,
 )
-from fate_airflow.federation.errors import Busy, MessageTooLarge, ProtocolError
+from fate_airflow.federation.errors import Busy, MessageTooLarge, ProtocolError, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,8 @@ _FLUSH_EVERY = 32 << 20
 _LEGACY_CHUNK = 1 << 20
 #: How often a waiting reader re-checks whether its receiver went away.
 _POLL = 1.0
+#: Bytes of the latest frames a message being received keeps in memory for its live readers.
+_RECENT_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -271,6 +280,7 @@ class _LiveReader(SpoolReader):
                         return
                     writer._cond.wait(_POLL)
                 end, state = writer._file_bytes, writer._state
+                recent = list(writer._recent)
             if state == _ABORTED:
                 raise Busy(
                     f"the transfer of message {writer.key.describe()} failed while it was being received; "
@@ -278,7 +288,17 @@ class _LiveReader(SpoolReader):
                 )
             if offset == end:  # published and fully read
                 return
-            yield from self._read_frames(offset, end, writer.message_id)
+            # Frames still in memory go out as they are (they are the bytes written to the file);
+            # only a reader that fell behind reads back from the file.
+            for start, frame in recent:
+                if start < offset or start >= end:
+                    continue
+                if start > offset:
+                    yield from self._read_frames(offset, start, writer.message_id)
+                yield frame
+                offset = start + len(frame)
+            if offset < end:
+                yield from self._read_frames(offset, end, writer.message_id)
             offset = end
 
     def final(self) -> tuple[int, bytes]:
@@ -315,6 +335,8 @@ class SpoolWriter:
         self.checksum: ChecksumKind = checksum
         self._checksum = Checksum(checksum)
         self.size = 0
+        #: Quota bytes held for this message (its declared size, or what arrived so far).
+        self.reserved = size_hint
         self._tmp = spool.root / "tmp" / f"{self.message_id}.{uuid.uuid4().hex}.part"
         # Read-write: live readers read through duplicates of this descriptor.
         self._fd: int | None = os.open(self._tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
@@ -323,6 +345,10 @@ class SpoolWriter:
         # Progress shared with live readers: bytes of whole frames in the file, state, entry.
         self._cond = threading.Condition()
         self._file_bytes = 0
+        # (file offset, frame) of the latest whole frames, at most _RECENT_BYTES: live readers
+        # following closely take them from here instead of reading them back from the file.
+        self._recent: deque[tuple[int, bytes]] = deque()
+        self._recent_bytes = 0
         self._state = _WRITING
         self._entry: SpoolEntry | None = None
 
@@ -330,8 +356,12 @@ class SpoolWriter:
     def _attachable(self) -> bool:
         return self.expected > 0 and self._fd is not None and self._state == _WRITING
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | memoryview, frame: bytes | None = None) -> None:
         """Append a chunk of the payload.
+
+        :param frame: the chunk frame holding ``data`` exactly as it is written to the file (what
+            :func:`~fate_airflow.federation.chunks.chunk_frame` makes of it), if the caller has it:
+            it is kept for a while and handed to live readers without another copy.
 
         :raises MessageTooLarge: the message grew past the limit (the temp file is removed).
         :raises ProtocolError: it grew past the size its sender declared (likewise).
@@ -350,11 +380,23 @@ class SpoolWriter:
             )
         if not length:
             return
+        if self.size + length > self.reserved:
+            try:
+                self._spool._reserve(self.key, self.size + length - self.reserved)
+            except QuotaExceeded:
+                self.abort()
+                raise
+            self.reserved = self.size + length
         prefix = chunk_prefix(length)
         _write_all(fd, [prefix, data])
         self._checksum.update(data)
         self.size += length
         with self._cond:
+            if frame is not None and len(frame) == len(prefix) + length:
+                self._recent.append((self._file_bytes, frame))
+                self._recent_bytes += len(frame)
+                while self._recent_bytes > _RECENT_BYTES and len(self._recent) > 1:
+                    self._recent_bytes -= len(self._recent.popleft()[1])
             self._file_bytes += len(prefix) + length
             self._cond.notify_all()
         if self._spool.fsync and self.size >= self._next_flush:
@@ -389,6 +431,9 @@ class SpoolWriter:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+        with self._cond:
+            self._recent.clear()  # readers still behind read the rest from the file
+            self._recent_bytes = 0
 
     def commit(self, size: int, digest: bytes) -> SpoolEntry:
         """Verify size and digest, flush (per the spool's fsync policy) and atomically publish.
@@ -446,6 +491,8 @@ class SpoolWriter:
             with self._cond:
                 self._state = _ABORTED
                 self._cond.notify_all()
+            self._spool._unreserve(self.key.src.party_id, self.reserved)
+            self.reserved = 0
         self._spool._release(self)
 
 
@@ -455,15 +502,35 @@ class Spool:
     :param root: the spool folder (created if needed).
     :param fsync: flush every accepted message to the disk before acknowledging it (see the module
         docstring for what ``False`` risks).
+    :param quota_bytes: most payload bytes held at once, all senders together (None: no limit).
+    :param per_peer_quota_bytes: most payload bytes held for messages from any one party (None: no
+        limit).
+    :param owner: who keeps this spool, for refusals (e.g. ``the gateway of party 10000``).
     """
 
-    def __init__(self, root: Path, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        fsync: bool = True,
+        *,
+        quota_bytes: int | None = None,
+        per_peer_quota_bytes: int | None = None,
+        owner: str = "this spool",
+    ) -> None:
         self.root = Path(root)
         self.fsync = fsync
+        self.quota_bytes = quota_bytes
+        self.per_peer_quota_bytes = per_peer_quota_bytes
+        self._owner = owner
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         (self.root / "messages").mkdir(parents=True, exist_ok=True)
         self._cond = threading.Condition()
         self._writers: dict[str, SpoolWriter] = {}
+        # Quota accounting (under _cond): bytes held per sending party and in total, and which
+        # published entry holds how much for whom (session folder → file name → (party, bytes)).
+        self._held: dict[str, int] = {}
+        self._held_total = 0
+        self._entry_bytes: dict[Path, dict[str, tuple[str, int]]] = {}
         self._recover()
 
     # -------------------------------------------------------------- paths
@@ -484,6 +551,77 @@ class Spool:
         for stale in (self.root / "tmp").iterdir():
             log.info("spool: removing interrupted transfer %s", stale.name)
             stale.unlink(missing_ok=True)
+        # What the entries kept from before the restart hold against the quotas.
+        for path in (self.root / "messages").glob("*/*/*.msg"):
+            try:
+                entry = _read_entry(path)
+            except (FileNotFoundError, ProtocolError):
+                continue
+            self._account(path, entry.key.src.party_id, entry.size)
+
+    # -------------------------------------------------------------- quotas
+
+    def usage(self, party_id: str | None = None) -> int:
+        """Payload bytes held: for messages from ``party_id``, or in total (None)."""
+        with self._cond:
+            return self._held_total if party_id is None else self._held.get(party_id, 0)
+
+    def _reserve(self, key: MessageKey, size: int) -> None:
+        """Count ``size`` more bytes for ``key``'s sender, or refuse naming the quota it would break."""
+        src = key.src.party_id
+        with self._cond:
+            held = self._held.get(src, 0)
+            peer_quota, quota = self.per_peer_quota_bytes, self.quota_bytes
+            if peer_quota is not None and held + size > peer_quota:
+                raise QuotaExceeded(
+                    f"spool quota exceeded at {self._owner}: message {key.describe()} needs {size} more "
+                    f"bytes, but party {src} already holds {held} of its {peer_quota} bytes "
+                    "(spool.per_peer_quota_bytes); retry once its receivers have taken earlier messages"
+                )
+            if quota is not None and self._held_total + size > quota:
+                raise QuotaExceeded(
+                    f"spool quota exceeded at {self._owner}: message {key.describe()} from party {src} "
+                    f"needs {size} more bytes, but the spool already holds {self._held_total} of its "
+                    f"{quota} bytes (spool.quota_bytes; party {src} holds {held}); retry once receivers "
+                    "have taken earlier messages"
+                )
+            self._held[src] = held + size
+            self._held_total += size
+
+    def _unreserve(self, party_id: str, size: int) -> None:
+        if not size:
+            return
+        with self._cond:
+            left = self._held.get(party_id, 0) - size
+            if left > 0:
+                self._held[party_id] = left
+            else:
+                self._held.pop(party_id, None)
+            self._held_total = max(0, self._held_total - size)
+
+    def _account(self, path: Path, party_id: str, size: int) -> None:
+        """A published entry at ``path`` holds ``size`` bytes of ``party_id`` (recovery only)."""
+        with self._cond:
+            self._entry_bytes.setdefault(path.parent, {})[path.name] = (party_id, size)
+            self._held[party_id] = self._held.get(party_id, 0) + size
+            self._held_total += size
+
+    def _forget(self, path: Path) -> None:
+        """The entry at ``path`` is gone: give back what it held."""
+        with self._cond:
+            folder = self._entry_bytes.get(path.parent)
+            item = folder.pop(path.name, None) if folder is not None else None
+            if folder is not None and not folder:
+                del self._entry_bytes[path.parent]
+        if item is not None:
+            self._unreserve(*item)
+
+    def _forget_folder(self, folder: Path) -> None:
+        """A session folder was deleted: give back what its entries held."""
+        with self._cond:
+            items = list(self._entry_bytes.pop(folder, {}).values())
+        for party_id, size in items:
+            self._unreserve(party_id, size)
 
     # -------------------------------------------------------------- writing
 
@@ -505,7 +643,13 @@ class Spool:
                 return None
             if key.message_id in self._writers:
                 raise Busy(f"message {key.describe()} is being received already; retry")
-            writer = SpoolWriter(self, key, max_bytes, size_hint, checksum)
+            # Before the temp file exists: a refused message leaves nothing behind.
+            self._reserve(key, size_hint)
+            try:
+                writer = SpoolWriter(self, key, max_bytes, size_hint, checksum)
+            except BaseException:
+                self._unreserve(key.src.party_id, size_hint)
+                raise
             self._writers[key.message_id] = writer
             self._cond.notify_all()  # receivers waiting for it may start reading now
         return writer
@@ -523,6 +667,13 @@ class Spool:
             if self.fsync:
                 _fsync_dir(msg.parent.parent)
         os.replace(tmp, msg)
+        with self._cond:
+            # The writer's reservation now belongs to the entry, until it is acknowledged or deleted.
+            self._entry_bytes.setdefault(msg.parent, {})[msg.name] = (
+                writer.key.src.party_id,
+                writer.reserved,
+            )
+            writer.reserved = 0
         if self.fsync:
             _fsync_dir(msg.parent)
         with writer._cond:
@@ -681,6 +832,7 @@ class Spool:
             return False
         done.touch()
         msg.unlink(missing_ok=True)
+        self._forget(msg)
         return True
 
     # -------------------------------------------------------------- retention
@@ -695,6 +847,7 @@ class Spool:
             if folder.is_dir():
                 removed += sum(1 for p in folder.iterdir() if p.suffix == ".msg")
                 shutil.rmtree(folder, ignore_errors=True)
+                self._forget_folder(folder)
         return removed
 
     def gc(self, max_age: float, now: float | None = None) -> int:
@@ -717,6 +870,7 @@ class Spool:
                 if now - newest > max_age:
                     removed += sum(1 for f in files if f.suffix == ".msg")
                     shutil.rmtree(session, ignore_errors=True)
+                    self._forget_folder(session)
         return removed
 
     def entries(self) -> list[SpoolEntry]:

@@ -15,12 +15,17 @@ Trust model (mTLS, the default):
 
 With ``insecure: true`` nobody is authenticated: callers *claim* an identity with the
 ``x-fate-party-id`` / ``x-fate-peer-kind`` headers. That is for local demos only.
+
+The party-internal endpoint (``ptp_listen``: loopback or a unix socket, never reachable from other
+hosts) needs no certificate either: whoever reaches it is a process of the gateway's own party, so
+a caller there names which of the gateway's own party ids it speaks for (``x-fate-party-id``) and
+is always a local client (:func:`internal_caller`); it can never pass for a peer gateway.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +160,34 @@ def _identify(store: TrustStore, pem: bytes, served: tuple[str, ...]) -> tuple[s
     )
 
 
+def internal_caller(metadata: Mapping[str, str], peer: str, config: GatewayConfig) -> Caller:
+    """The caller of a native RPC on the party-internal endpoint: a client of one of the gateway's parties.
+
+    :param metadata: the call's invocation metadata.
+    :raises Unauthenticated: the caller did not name its party.
+    :raises PermissionDenied: it named a party this gateway does not serve, or claimed to be a
+        gateway (peers only ever come in over mTLS).
+    """
+    party = metadata.get(CLAIMED_PARTY_KEY)
+    if not party:
+        raise Unauthenticated(
+            f"{CLAIMED_PARTY_KEY} header missing: callers of the party-internal endpoint name the party "
+            "they speak for"
+        )
+    if party not in config.party_ids:
+        raise PermissionDenied(
+            f"party {party} ({CLAIMED_PARTY_KEY}) is not served by this gateway, which serves party "
+            f"{', '.join(config.party_ids)}; the party-internal endpoint is for the gateway's own parties only"
+        )
+    kind = metadata.get(CLAIMED_KIND_KEY, "client")
+    if kind != "client":
+        raise PermissionDenied(
+            f"a {kind} cannot use the party-internal endpoint of party {config.party_id}'s gateway; peer "
+            "gateways connect to its mTLS endpoint"
+        )
+    return Caller(party, "client", f"internal endpoint {peer}", verified=False)
+
+
 def authorize_client(caller: Caller, config: GatewayConfig) -> None:
     """Only clients of this gateway's own party ids may use the local-client RPCs.
 
@@ -207,5 +240,6 @@ __all__ = [
     "Caller",
     "TrustStore",
     "authorize_client",
+    "internal_caller",
     "origin_of",
 ]

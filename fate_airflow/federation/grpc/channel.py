@@ -135,7 +135,7 @@ def _client_parts(
     config: GatewayClientConfig,
 ) -> tuple[grpc.ChannelCredentials | None, list[tuple[str, Any]]]:
     max_send = config.chunk_bytes + (64 << 10)
-    if config.insecure:
+    if config.plaintext:
         return None, channel_options(max_send, CLIENT_MAX_RECEIVE)
     assert config.ca_cert and config.client_cert and config.client_key
     creds = _client_credentials(_read(config.ca_cert, "ca_cert"), config.client_cert, config.client_key)
@@ -145,23 +145,29 @@ def _client_parts(
 
 
 def client_channel(config: GatewayClientConfig) -> grpc.Channel:
-    """A worker's or scheduler's channel to its own party's gateway (sync)."""
+    """A worker's or scheduler's channel to its own party's gateway (sync).
+
+    Plaintext to the gateway's party-internal endpoint when the config names one, else mTLS.
+    """
     creds, options = _client_parts(config)
     if creds is None:
-        return grpc.insecure_channel(config.address, options=options)
-    return grpc.secure_channel(config.address, creds, options=options)
+        return grpc.insecure_channel(config.target, options=options)
+    return grpc.secure_channel(config.target, creds, options=options)
 
 
 def aio_client_channel(config: GatewayClientConfig) -> grpc.aio.Channel:
     """The same channel for asyncio code (Airflow triggers); create it inside the running loop."""
     creds, options = _client_parts(config)
     if creds is None:
-        return grpc.aio.insecure_channel(config.address, options=options)
-    return grpc.aio.secure_channel(config.address, creds, options=options)
+        return grpc.aio.insecure_channel(config.target, options=options)
+    return grpc.aio.secure_channel(config.target, creds, options=options)
 
 
 def claimed_identity(party_id: str, kind: str, insecure: bool) -> Sequence[tuple[str, str]]:
-    """Metadata naming the caller; only insecure gateways read it (TLS uses the certificate)."""
+    """Metadata naming the caller, sent without TLS only (with TLS the certificate says who calls).
+
+    Read by insecure gateways and by every gateway's party-internal endpoint.
+    """
     from fate_airflow.federation.grpc.auth import CLAIMED_KIND_KEY, CLAIMED_PARTY_KEY
 
     return ((CLAIMED_PARTY_KEY, party_id), (CLAIMED_KIND_KEY, kind)) if insecure else ()

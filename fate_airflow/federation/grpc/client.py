@@ -1,7 +1,8 @@
 """Clients of a party's own gateway: the data plane (:class:`GrpcFederation`) and the control plane.
 
-Workers and schedulers only ever talk to their own gateway, with a client certificate of their
-party; the gateway forwards to peers.
+Workers and schedulers only ever talk to their own gateway — with a client certificate of their
+party over mTLS, or in plaintext over the gateway's party-internal endpoint (loopback or a unix
+socket, see :attr:`GatewayClientConfig.internal_address`); the gateway forwards to peers.
 
 Delivery guarantees of :class:`GrpcFederation`:
 
@@ -90,7 +91,7 @@ class GrpcFederation(Federation):
             )
         self._config = client_config
         self._channel = client_channel(client_config)
-        self._metadata = tuple(claimed_identity(client_config.party_id, "client", client_config.insecure))
+        self._metadata = tuple(claimed_identity(client_config.party_id, "client", client_config.plaintext))
         self._push = self._channel.stream_unary(PUSH, response_deserializer=transfer_pb2.PushReply.FromString)
         self._pull = self._channel.unary_stream(PULL, request_serializer=_serialize)
         self._ack = self._channel.unary_unary(
@@ -297,7 +298,7 @@ class GrpcControlClient(ControlClient):
     def __init__(self, client_config: GatewayClientConfig) -> None:
         self.local_party_id = client_config.party_id
         self._channel = client_channel(client_config)
-        self._metadata = tuple(claimed_identity(client_config.party_id, "client", client_config.insecure))
+        self._metadata = tuple(claimed_identity(client_config.party_id, "client", client_config.plaintext))
         self._call = self._channel.unary_unary(
             CALL, request_serializer=_serialize, response_deserializer=control_pb2.ControlResponse.FromString
         )
@@ -342,7 +343,7 @@ class AsyncGrpcControlClient:
     def __init__(self, client_config: GatewayClientConfig) -> None:
         self.local_party_id = client_config.party_id
         self._config = client_config
-        self._metadata = tuple(claimed_identity(client_config.party_id, "client", client_config.insecure))
+        self._metadata = tuple(claimed_identity(client_config.party_id, "client", client_config.plaintext))
         self._channel: grpc.aio.Channel | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 

@@ -71,6 +71,26 @@ def _resolve_and_connect(address: str, timeout: float) -> tuple[str, int]:
     raise _Failed(last)
 
 
+def _connect_internal(address: str, timeout: float) -> str:
+    """Check that the gateway's party-internal endpoint (unix socket or loopback port) accepts connections."""
+    if not address.startswith("unix:"):
+        _resolve_and_connect(address, timeout)
+        return "reachable (party-internal endpoint, plaintext)"
+    path = address[len("unix:") :]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except FileNotFoundError:
+            raise _Failed(
+                f"no socket at {path} (is the gateway running with ptp_listen: {address}, and is its "
+                "folder shared with this process?)"
+            ) from None
+        except OSError as exc:
+            raise _Failed(f"cannot connect to {address}: {exc.strerror or exc}") from None
+    return "reachable (party-internal unix socket, plaintext)"
+
+
 def _tls_identity(
     host: str,
     port: int,
@@ -183,9 +203,13 @@ def check_client(
     results: list[CheckResult] = []
     label = f"local gateway of party {config.server_party_id}"
     try:
-        host, port = _resolve_and_connect(config.address, timeout)
-        detail = "reachable"
-        if not config.insecure:
+        if config.internal_address is not None:
+            detail = _connect_internal(config.internal_address, timeout)
+        elif config.insecure:
+            _resolve_and_connect(config.address, timeout)
+            detail = "reachable"
+        else:
+            host, port = _resolve_and_connect(config.address, timeout)
             assert config.ca_cert and config.client_cert and config.client_key
             with open(config.ca_cert, encoding="ascii") as fh:
                 cadata = fh.read()
@@ -201,14 +225,14 @@ def check_client(
                 cas,
             )
     except _Failed as exc:
-        return [CheckResult(label, config.address, False, str(exc))]
+        return [CheckResult(label, config.target, False, str(exc))]
     channel = client_channel(config)
     ping = channel.unary_unary(
         "/fate_airflow.federation.v1.Control/Ping",
         request_serializer=lambda m: bytes(m.SerializeToString()),
         response_deserializer=control_pb2.PingReply.FromString,
     )
-    metadata = tuple(claimed_identity(config.party_id, "client", config.insecure))
+    metadata = tuple(claimed_identity(config.party_id, "client", config.plaintext))
     try:
         for target in [config.party_id, *peers]:
             name = label if target == config.party_id else f"party {target} (through the local gateway)"
@@ -217,13 +241,11 @@ def check_client(
                 ping(control_pb2.PingRequest(dst_party_id=target), metadata=metadata, timeout=timeout)
             except grpc.RpcError as err:
                 failure = RemoteStatus(err.code(), err.details() or "", None)
-                results.append(CheckResult(name, config.address, False, _ping_failure(failure)))
+                results.append(CheckResult(name, config.target, False, _ping_failure(failure)))
                 continue
             latency = time.perf_counter() - start
             results.append(
-                CheckResult(
-                    name, config.address, True, detail if target == config.party_id else "ok", latency
-                )
+                CheckResult(name, config.target, True, detail if target == config.party_id else "ok", latency)
             )
     finally:
         channel.close()

@@ -143,7 +143,7 @@ class GatewayCore:
                 if isinstance(item, memoryview):
                     if trailer is not None:
                         raise ProtocolError("push frame after the trailer")
-                    writer.write(item)
+                    writer.write(item, raw)  # raw: the same bytes as a pull frame, kept for live readers
                 elif isinstance(item, TrailerInfo):
                     if trailer is not None:
                         raise ProtocolError("second push trailer")

@@ -47,6 +47,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -473,6 +474,10 @@ def create_ptp_server(config: GatewayConfig, core: GatewayCore) -> tuple[grpc.Se
         maximum_concurrent_rpcs=config.limits.max_workers * 4,
     )
     server.add_generic_rpc_handlers(PtpService(core).handlers())
+    if config.ptp_listen.startswith("unix:"):
+        # A socket in a folder of its own that only this user may enter (unless the folder exists
+        # already, e.g. a volume shared with the party's worker containers).
+        Path(config.ptp_listen[len("unix:") :]).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         port = server.add_insecure_port(config.ptp_listen)
     except RuntimeError as exc:  # grpc's "Failed to bind to address ..."

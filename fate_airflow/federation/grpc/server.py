@@ -63,7 +63,13 @@ class GatewayServer:
         self.trust = None if config.insecure else TrustStore.from_config(config)
         if self.trust is not None:
             _check_tls(config, self.trust)
-        self.spool = Spool(config.spool_dir, fsync=config.spool.fsync == "always")
+        self.spool = Spool(
+            config.spool_dir,
+            fsync=config.spool.fsync == "always",
+            quota_bytes=config.spool.quota_bytes,
+            per_peer_quota_bytes=config.spool.per_peer_quota_bytes,
+            owner=f"the gateway of party {config.party_id}",
+        )
         self.peers = Peers(config, self.trust)
         self.core = GatewayCore(config, self.spool, self.peers, handler)
         self._health = health.HealthServicer()
@@ -87,12 +93,16 @@ class GatewayServer:
 
     @property
     def ptp_port(self) -> int:
-        """The bound port of the PTP endpoint (0 before :meth:`start`, without one, or on a unix socket)."""
+        """The bound port of the party-internal endpoint (0 before :meth:`start`, without one, or on a unix socket)."""
         return self._ptp_port
 
     @property
     def ptp_address(self) -> str | None:
-        """Where FATE's components reach the PTP endpoint (``host:port`` or ``unix:...``); None if not served."""
+        """Where the party's own processes reach the party-internal endpoint, or None.
+
+        That endpoint serves FATE's PTP service and the native services (``host:port`` or
+        ``unix:...``).
+        """
         listen = self.config.ptp_listen
         if listen is None or listen.startswith("unix:"):
             return listen
@@ -113,6 +123,10 @@ class GatewayServer:
             except BaseException:
                 server.stop(None)  # release the main port too: the gateway does not start
                 raise
+            # The party's own workers use the same endpoint for the native services: one TLS hop
+            # less at each end of a transfer, the same rules (see auth.internal_caller).
+            ptp.add_generic_rpc_handlers(gateway_handlers(self.core, None, internal=True))
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, ptp)
         server.start()
         if ptp is not None:
             ptp.start()
@@ -131,7 +145,9 @@ class GatewayServer:
         )
         if self._ptp_server is not None:
             log.info(
-                "PTP (FATE osx) endpoint for party-internal components on %s (plaintext)", self.ptp_address
+                "party-internal endpoint (FATE's PTP and the native services for this party's workers) "
+                "on %s (plaintext)",
+                self.ptp_address,
             )
         return port
 

@@ -23,6 +23,7 @@ from fate_airflow.federation.grpc.auth import (
     ORIGIN_KEY,
     Caller,
     TrustStore,
+    internal_caller,
 )
 from fate_airflow.federation.grpc.handlers import GatewayCore, PushResult
 from fate_airflow.federation.grpc.status import ERROR_TYPE_KEY, RemoteStatus, status_of
@@ -63,17 +64,25 @@ def run_guarded(body: Callable[[], _T], fail: Callable[[BaseException], NoReturn
 
 
 class _Servicer:
-    """Both services of one gateway (Transfer and Control) over one :class:`GatewayCore`."""
+    """Both services of one gateway (Transfer and Control) over one :class:`GatewayCore`.
 
-    def __init__(self, core: GatewayCore, trust: TrustStore | None) -> None:
+    :param internal: served on the party-internal endpoint: callers are the gateway's own
+        parties' clients, named by a header (see :func:`~.auth.internal_caller`).
+    """
+
+    def __init__(self, core: GatewayCore, trust: TrustStore | None, internal: bool = False) -> None:
         self._core = core
         self._trust = trust
         self._config = core.config
+        self._internal = internal
 
     # ------------------------------------------------------------------ plumbing
 
     def _caller(self, context: grpc.ServicerContext) -> Caller:
         peer = context.peer()
+        if self._internal:
+            metadata = {str(k): str(v) for k, v in context.invocation_metadata() if isinstance(v, str)}
+            return internal_caller(metadata, peer, self._config)
         if self._config.insecure:
             metadata = dict(context.invocation_metadata())
             party = metadata.get(CLAIMED_PARTY_KEY)
@@ -224,9 +233,14 @@ class _Servicer:
         return [transfer, control]
 
 
-def gateway_handlers(core: GatewayCore, trust: TrustStore | None) -> list[grpc.GenericRpcHandler]:
-    """The gRPC handlers of a gateway serving ``core``."""
-    return _Servicer(core, trust).handlers()
+def gateway_handlers(
+    core: GatewayCore, trust: TrustStore | None, *, internal: bool = False
+) -> list[grpc.GenericRpcHandler]:
+    """The gRPC handlers of a gateway serving ``core``.
+
+    :param internal: for the party-internal endpoint (callers name their own party; no TLS).
+    """
+    return _Servicer(core, trust, internal).handlers()
 
 
 __all__ = ["CONTROL_SERVICE", "TRANSFER_SERVICE", "gateway_handlers"]

@@ -23,6 +23,7 @@ from fate_airflow.federation.errors import (
     PayloadError,
     PermissionDenied,
     ProtocolError,
+    QuotaExceeded,
     Unauthenticated,
 )
 
@@ -34,6 +35,7 @@ _TO_CODE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ProtocolError, grpc.StatusCode.INVALID_ARGUMENT),
     (PayloadError, grpc.StatusCode.INVALID_ARGUMENT),
     (MessageTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (QuotaExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (NoRoute, grpc.StatusCode.NOT_FOUND),

@@ -1,9 +1,9 @@
 """One party of the pyfate "osx" federation test; runs in FATE 2.2's own environment, not ours.
 
-Usage: python pyfate_osx_party.py ROLE PARTY_ID PEER_ROLE PEER_PARTY_ID FEDERATION_ID PORT DATA_DIR
+Usage: python pyfate_osx_party.py ROLE PARTY_ID PEER_ROLE PEER_PARTY_ID FEDERATION_ID ADDRESS DATA_DIR
 
 Builds pyfate's standalone computing session and its own ``OSXFederation`` pointed at our gateway's
-PTP endpoint (127.0.0.1:PORT), exactly as a FATE task with ``federation: {type: osx}`` would, then:
+PTP endpoint (ADDRESS: ``127.0.0.1:PORT``, or ``unix:/dir/name:PORT``), exactly as a FATE task with ``federation: {type: osx}`` would, then:
 the guest sends an object, a large object (split by pyfate into a table) and a multi-partition
 table to the host, which checks them and sends its own back. Prints one JSON line and exits 0 on
 success; any mismatch or federation error exits non-zero with the traceback.
@@ -33,7 +33,10 @@ def expected_rows(sender: str) -> list[tuple[int, str]]:
 
 def main() -> int:
     """Run one side of the exchange."""
-    role, party_id, peer_role, peer_id, federation_id, port, data_dir = sys.argv[1:8]
+    role, party_id, peer_role, peer_id, federation_id, address, data_dir = sys.argv[1:8]
+    # FATE's osx config is a host and an integer port, which pyfate joins as "host:port"; a unix
+    # socket whose name ends in ":<port>" is reached the same way (unix:/dir/gw + ":" + 9390).
+    host, _, port = address.rpartition(":")
     from fate.arch.computing.backends.standalone import CSession
     from fate.arch.context import Context
     from fate.arch.federation.backends.osx import OSXFederation
@@ -54,7 +57,7 @@ def main() -> int:
         computing_session=computing,
         party=me,
         parties=parties,
-        host="127.0.0.1",
+        host=host,
         port=int(port),
     )
     ctx = Context(computing=computing, federation=federation)

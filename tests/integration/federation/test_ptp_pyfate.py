@@ -1,8 +1,8 @@
 """FATE 2.2's own federation client (pyfate's ``OSXFederation``) through our gateways, unchanged.
 
-Two gateway processes (guest 9999, host 10000; mTLS between them) serve the PTP endpoint on
-loopback; one pyfate process per party, in FATE's own environment, federates through its party's
-endpoint: an object, a 3 MB object (which pyfate splits into a table) and a 4-partition table each
+Two gateway processes (guest 9999, host 10000; mTLS between them) serve the PTP endpoint (the
+guest's on a unix socket named as the compose deployment names it, the host's on a loopback port);
+one pyfate process per party, in FATE's own environment, federates through its party's endpoint: an object, a 3 MB object (which pyfate splits into a table) and a 4-partition table each
 way (see ``pyfate_osx_party.py``).
 
 The FATE interpreter is the registered FATE provider's (the session fixture ``fate_python``: fails in
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,15 +29,20 @@ GUEST, HOST = ("guest", "9999"), ("host", "10000")
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, dict[str, int]]]:
-    ptp = {party: free_port() for _, party in (GUEST, HOST)}
-    extra = {party: {"ptp_listen": f"127.0.0.1:{port}", "log_level": "INFO"} for party, port in ptp.items()}
-    with gateway_mesh(tmp_path_factory.mktemp("ptp-pyfate"), [GUEST[1], HOST[1]], extra) as net:
-        yield net, ptp
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Net, dict[str, str]]]:
+    # Unix socket paths must stay under ~100 bytes: a short folder of their own.
+    sockets = Path(tempfile.mkdtemp(prefix="fa-ptp-", dir="/tmp"))
+    ptp = {GUEST[1]: f"unix:{sockets}/gateway:9390", HOST[1]: f"127.0.0.1:{free_port()}"}
+    extra = {party: {"ptp_listen": address, "log_level": "INFO"} for party, address in ptp.items()}
+    try:
+        with gateway_mesh(tmp_path_factory.mktemp("ptp-pyfate"), [GUEST[1], HOST[1]], extra) as net:
+            yield net, ptp
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 def _party(
-    python: str, me: tuple[str, str], peer: tuple[str, str], federation_id: str, port: int, root: Path
+    python: str, me: tuple[str, str], peer: tuple[str, str], federation_id: str, address: str, root: Path
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -44,7 +51,7 @@ def _party(
             *me,
             *peer,
             federation_id,
-            str(port),
+            address,
             str(root / f"data-{me[1]}"),
         ],
         stdout=subprocess.PIPE,
@@ -57,7 +64,7 @@ def _party(
 
 @pytest.mark.timeout(120)
 def test_pyfate_osx_federation_through_the_gateways(
-    fate_python: str, mesh: tuple[Net, dict[str, int]], tmp_path: Path
+    fate_python: str, mesh: tuple[Net, dict[str, str]], tmp_path: Path
 ) -> None:
     net, ptp = mesh
     federation_id = "202611290900000000001_ptp_smoke_0"

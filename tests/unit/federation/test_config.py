@@ -10,6 +10,8 @@ import pytest
 
 from fate_airflow.core.errors import ConfigError
 from fate_airflow.federation.config import (
+    DEFAULT_PER_PEER_QUOTA_BYTES,
+    DEFAULT_SPOOL_QUOTA_BYTES,
     GatewayClientConfig,
     GatewayConfig,
     Route,
@@ -167,3 +169,55 @@ def test_client_config_round_trip_and_errors(tmp_path: Path) -> None:
     path.write_text("address: h:1\nparty_id: '9'\nca_cert: ca.crt\nclient_cert: c.crt\nclient_key: c.key\n")
     loaded = GatewayClientConfig.load(path)
     assert loaded.ca_cert == str(tmp_path / "ca.crt")
+
+
+def test_spool_quotas_default_parse_and_errors(tmp_path: Path, tls: dict[str, Any]) -> None:
+    default = GatewayConfig.from_dict(_doc(tls), tmp_path)
+    assert default.spool.quota_bytes == DEFAULT_SPOOL_QUOTA_BYTES
+    assert default.spool.per_peer_quota_bytes == DEFAULT_PER_PEER_QUOTA_BYTES
+    # The largest message the gateway accepts must fit one party's share, which fits the whole.
+    assert default.limits.max_message_bytes <= DEFAULT_PER_PEER_QUOTA_BYTES <= DEFAULT_SPOOL_QUOTA_BYTES
+    config = GatewayConfig.from_dict(
+        _doc(
+            tls,
+            spool={"fsync": "never", "quota_bytes": 4 << 20, "per_peer_quota_bytes": 2 << 20},
+            limits={"max_message_bytes": 1 << 20},
+        ),
+        tmp_path,
+    )
+    assert (config.spool.fsync, config.spool.quota_bytes, config.spool.per_peer_quota_bytes) == (
+        "never",
+        4 << 20,
+        2 << 20,
+    )
+    for spool, limits, match in (
+        ({"quota_bytes": "lots"}, None, "spool.quota_bytes: expected an integer"),
+        ({"per_peer_quota_bytes": 0}, None, "spool.per_peer_quota_bytes: must be >= 1"),
+        ({"quota_bytes": 10, "per_peer_quota_bytes": 20}, None, "spool.per_peer_quota_bytes: 20 is larger"),
+        ({"per_peer_quota_bytes": 1 << 20}, None, "limits.max_message_bytes: .* spool.per_peer_quota_bytes"),
+        ({"quota": 1}, None, r"spool: unknown field\(s\) quota"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            GatewayConfig.from_dict(_doc(tls, spool=spool, limits=limits), tmp_path)
+
+
+def test_client_config_for_the_internal_endpoint(tmp_path: Path) -> None:
+    internal = GatewayClientConfig("127.0.0.1:9370", "9999", internal_address="unix:/run/fate/gw.sock")
+    assert internal.plaintext and internal.target == "unix:/run/fate/gw.sock"
+    assert GatewayClientConfig.from_dict(internal.to_dict()) == internal
+    # The certificates may stay (the same settings serve a worker on another host without it).
+    both = GatewayClientConfig(
+        "gw:9370", "9999", "ca.crt", "client.crt", "client.key", internal_address="127.0.0.1:9390"
+    )
+    assert both.plaintext and both.target == "127.0.0.1:9390"
+    mtls = GatewayClientConfig("gw:9370", "9999", "ca.crt", "client.crt", "client.key")
+    assert not mtls.plaintext and mtls.target == "gw:9370"
+    with pytest.raises(ConfigError, match=r"internal_address: 10\.0\.0\.2 is not a loopback address"):
+        GatewayClientConfig("gw:9370", "9999", internal_address="10.0.0.2:9390")
+    with pytest.raises(ConfigError, match="internal_address: missing socket path"):
+        GatewayClientConfig("gw:9370", "9999", internal_address="unix:")
+    with pytest.raises(ConfigError, match="all required together"):
+        GatewayClientConfig("gw:9370", "9999", ca_cert="ca.crt", internal_address="unix:/x.sock")
+    path = tmp_path / "client.yaml"
+    path.write_text("address: h:1\nparty_id: '9'\ninternal_address: 'unix:run/gw.sock'\n")
+    assert GatewayClientConfig.load(path).internal_address == f"unix:{tmp_path / 'run' / 'gw.sock'}"

@@ -11,7 +11,7 @@ import pytest
 
 from fate_airflow.core.types import Party
 from fate_airflow.federation.chunks import Checksum
-from fate_airflow.federation.errors import Busy, MessageTooLarge, ProtocolError
+from fate_airflow.federation.errors import Busy, MessageTooLarge, ProtocolError, QuotaExceeded
 from fate_airflow.federation.spool import MessageKey, Spool, SpoolReader
 
 KEY = MessageKey("job_t_0", "grad", "fit.0", Party("guest", "9999"), Party("host", "10000"))
@@ -412,3 +412,112 @@ def test_fsync_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bo
     # Either way the entry is complete for a new process (the page cache outlives the writer).
     entry = Spool(tmp_path).lookup(KEY)
     assert entry is not None and b"".join(entry.iter_chunks(4)) == b"payload"
+
+
+# ------------------------------------------------------------------------- quotas
+
+
+def _begin(spool: Spool, key: MessageKey, data: bytes, *, declare: bool = True) -> None:
+    writer = spool.begin(key, 1 << 20, len(data) if declare else 0)
+    assert writer is not None
+    writer.write(data)
+    writer.commit(len(data), _digest(data))
+
+
+def _key(tag: str, src: str = "9999", session: str = "job_t_0") -> MessageKey:
+    return MessageKey(session, "grad", tag, Party("guest" if src == "9999" else "arbiter", src), KEY.dst)
+
+
+def test_per_peer_quota_refuses_before_writing_and_names_party_quota_and_usage(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, quota_bytes=1000, per_peer_quota_bytes=600, owner="the gateway of party 10000")
+    _begin(spool, _key("0"), b"x" * 400)
+    assert spool.usage("9999") == 400 and spool.usage() == 400
+    with pytest.raises(QuotaExceeded) as refused:
+        spool.begin(_key("1"), 1 << 20, 300)
+    message = str(refused.value)
+    for part in ("the gateway of party 10000", "party 9999", "400 of its 600", "per_peer_quota_bytes", "300"):
+        assert part in message
+    # Nothing of the refused message exists, and it holds nothing.
+    assert not list((tmp_path / "tmp").iterdir()) and spool.lookup(_key("1")) is None
+    assert spool.usage("9999") == 400
+    # Another party still has room of its own, up to the total.
+    _begin(spool, _key("2", src="10001"), b"y" * 500)
+    with pytest.raises(QuotaExceeded, match=r"900 of its 1000 bytes \(spool.quota_bytes"):
+        spool.begin(_key("3", src="10002"), 1 << 20, 101)
+    assert spool.usage() == 900
+
+
+def test_message_of_unknown_size_is_refused_when_it_crosses_the_quota(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, quota_bytes=1000, per_peer_quota_bytes=1000)
+    writer = spool.begin(KEY, 1 << 20)  # no declared size: counted as it arrives
+    assert writer is not None
+    writer.write(b"a" * 600)
+    assert spool.usage("9999") == 600
+    with pytest.raises(QuotaExceeded, match="per_peer_quota_bytes"):
+        writer.write(b"b" * 500)
+    assert not list((tmp_path / "tmp").iterdir()) and spool.lookup(KEY) is None
+    assert spool.usage() == 0
+    _begin(spool, KEY, b"c" * 1000, declare=False)  # exactly the quota fits
+    assert spool.usage() == 1000
+
+
+def test_space_comes_back_on_ack_abort_cleanup_gc_and_is_counted_after_restart(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, quota_bytes=100, per_peer_quota_bytes=100)
+    _begin(spool, _key("0"), b"a" * 60)
+    assert spool.ack(_key("0")) and spool.usage() == 0
+    writer = spool.begin(_key("1"), 1 << 20, 70)
+    assert writer is not None and spool.usage() == 70  # an arriving message holds its declared size
+    writer.write(b"b" * 10)
+    writer.abort()
+    assert spool.usage() == 0
+    _begin(spool, _key("2"), b"c" * 40)
+    _begin(spool, _key("3", session="job_t_1"), b"d" * 50)
+    # A restarted gateway counts what its spool still holds.
+    again = Spool(tmp_path, quota_bytes=100, per_peer_quota_bytes=100)
+    assert again.usage("9999") == 90
+    with pytest.raises(QuotaExceeded):
+        again.begin(_key("4"), 1 << 20, 11)
+    assert again.cleanup_session("job_t_0", "10000") == 1 and again.usage() == 50
+    old = time.time() - 7200
+    for path in (tmp_path / "messages").rglob("*"):
+        os.utime(path, (old, old))
+    assert again.gc(max_age=3600) == 1 and again.usage() == 0
+    _begin(again, _key("5"), b"e" * 100)
+    assert again.usage() == 100
+
+
+def test_resend_of_an_accepted_message_is_not_counted_twice(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, quota_bytes=100, per_peer_quota_bytes=100)
+    _begin(spool, KEY, b"a" * 80)
+    assert spool.begin(KEY, 1 << 20, 80) is None  # the re-send is dropped, not refused
+    assert spool.usage() == 80
+
+
+def test_live_reader_gets_recent_frames_from_memory_and_older_ones_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fate_airflow.federation import spool as spool_module
+    from fate_airflow.federation.chunks import chunk_frame
+
+    monkeypatch.setattr(spool_module, "_RECENT_BYTES", 3100)  # three frames of 1003 bytes
+    spool = Spool(tmp_path)
+    parts = [bytes([i]) * 1000 for i in range(6)]
+    frames = [chunk_frame(p) for p in parts]
+    data = b"".join(parts)
+    writer = spool.begin(KEY, 1 << 20, size_hint=len(data))
+    assert writer is not None
+    for part, frame in zip(parts, frames, strict=True):
+        writer.write(memoryview(frame)[len(frame) - len(part) :], frame)
+    reader = spool.open_reader(KEY)
+    assert reader is not None
+    got = reader.frames(lambda: False)
+    # A reader that fell behind reads the older frames back from the file...
+    early = [next(got) for _ in range(3)]
+    assert early == frames[:3] and all(a is not b for a, b in zip(early, frames, strict=False))
+    # ...and takes the frames still kept in memory as they are, without a copy.
+    later = [next(got) for _ in range(3)]
+    assert later == frames[3:] and all(a is b for a, b in zip(later, frames[3:], strict=True))
+    writer.commit(len(data), _digest(data))
+    assert list(got) == []
+    assert reader.final() == (len(data), _digest(data))
+    reader.close()
