@@ -338,6 +338,7 @@ def plan_v2(
         problems.add(doc, ("dag", "tasks"), f"cycle: {' -> '.join(cycle)}")
     shares = {name: _shares(ctx, task) for name, task in ctx.tasks.items()}
     chosen = {name: _provider(ctx, task, providers) for name, task in ctx.tasks.items()}
+    _same_provider_for_models(ctx, inputs, chosen)
     for name, task in ctx.tasks.items():
         provider = chosen[name]
         if provider is not None and provider != NATIVE and task.entry is not None:
@@ -436,6 +437,42 @@ def _parse_task(
     return _Task(
         name, ref, entry, parameters, merged, stage, explicit, slots, path, provider_path=provider_path
     )
+
+
+def _same_provider_for_models(
+    ctx: _Context, inputs: Mapping[str, Sequence[InputRef]], chosen: dict[str, str | None]
+) -> None:
+    """A model passed between tasks stays within one provider: FATE reads only FATE's models.
+
+    A native task whose model feeds a FATE task (native LR fitted, FATE's LR warm-started from it), or
+    that reads a FATE task's model, runs FATE's component of the same name instead — unless the job
+    file named its provider, which is then a problem naming the edge.
+    """
+    changed = True
+    while changed:
+        changed = False
+        for name, refs in inputs.items():
+            for ref in refs:
+                producer = ref.producer_task
+                if ref.kind != "model" or ref.source != "task" or producer not in chosen:
+                    continue
+                pair = (chosen[name], chosen[producer])
+                if None in pair or pair[0] == pair[1] or NATIVE not in pair:
+                    continue
+                native_side = name if pair[0] == NATIVE else producer
+                fate_ref = pair[1] if pair[0] == NATIVE else pair[0]
+                task = ctx.tasks[native_side]
+                if task.entry is None or task.entry.fate_component is None or task.provider_path is not None:
+                    ctx.problems.add(
+                        ctx.doc,
+                        (*task.path, "component_ref"),
+                        f"task {native_side} runs natively but its model connects it to {name if native_side == producer else producer}, "
+                        f"which runs {fate_ref}: a model passes only between tasks of one provider",
+                    )
+                    chosen[native_side] = None
+                    continue
+                chosen[native_side] = fate_ref
+                changed = True
 
 
 def _provider(ctx: _Context, task: _Task, providers: Sequence[ProviderInfo] | None) -> str | None:

@@ -413,9 +413,12 @@ def test_a_coordinated_lr_asking_for_what_native_lr_lacks_runs_fates(dag: str, t
     assert gap in problem and "component_ref" in problem and INSTALL in problem
 
 
-def test_warm_start_lr_keeps_native_lr_for_its_first_fit() -> None:
+def test_the_fit_a_fate_warm_start_continues_from_runs_fates_too() -> None:
+    # FATE's coordinated_lr reads only FATE's models: the model edge pulls lr_0 over; lr_2 (no model
+    # edge) stays native.
     path = _v2_pipeline_dags() / "coordinated_lr__test_lr_warm_start.yaml"
     if not path.is_file():
         pytest.skip(f"{path} is not available")
     plan = load_job(path, providers=WITH_FATE)
-    assert plan.task("lr_0").provider == "native"
+    assert plan.task("lr_0").provider == plan.task("lr_1").provider == "fate:2.2.0"
+    assert plan.task("lr_2").provider == "native"
