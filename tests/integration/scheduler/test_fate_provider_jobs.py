@@ -230,7 +230,7 @@ EXAMPLES: dict[str, Callable[[Job], None]] = {
 
 
 # ---------------------------------------------------------------------- the federation
-def testsuite_uploads() -> dict[tuple[str, str], list[dict[str, Any]]]:
+def suite_uploads() -> dict[tuple[str, str], list[dict[str, Any]]]:
     """(party id, table) → its upload entry, from the families' testsuites (roles as config.yaml)."""
     roles = yaml.safe_load((PIPELINE / "config.yaml").read_text())["parties"]
     families = {dag.split("__")[0] for dag in EXAMPLES}
@@ -247,7 +247,7 @@ def testsuite_uploads() -> dict[tuple[str, str], list[dict[str, Any]]]:
 
 def upload_with_cli(fed: LocalFederation, folder: Path) -> None:
     """``fate-airflow data upload --conf`` for every testsuite table, at its party."""
-    for (party, table), (conf, *_) in sorted(testsuite_uploads().items()):
+    for (party, table), (conf, *_) in sorted(suite_uploads().items()):
         path = folder / f"{party}-{table}.yaml"
         path.write_text(yaml.safe_dump(conf))
         data_dir = str(fed.parties[party].data_dir)
@@ -298,7 +298,7 @@ def test_fate_example_runs_at_both_parties_like_fate_2_2(fed: LocalFederation, d
 
 def test_every_example_table_was_uploaded_from_its_testsuite(fed: LocalFederation) -> None:
     # The jobs read only what the testsuites upload, at the party config.yaml gives their role.
-    for party, table in testsuite_uploads():
+    for party, table in suite_uploads():
         namespace, name = table.split(".")
         assert (Path(fed.parties[party].data_dir) / "tables" / namespace / name).is_dir(), (party, table)
 
