@@ -16,14 +16,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import psutil
 import pytest
 
 from fate_airflow.components.simulate import TaskSpec, run_shares
 from fate_airflow.core.errors import ComponentError
 from fate_airflow.core.types import InputRef, Party
-from fate_airflow.storage import ArtifactStore, Table, TableStore
+from fate_airflow.storage import ArtifactStore, TableStore
 from fate_airflow.tracking import ModelKey, ModelStore
 from tests.conftest import FATE_EXAMPLES
 from tests.integration.components.test_components_grpc import Gateways
@@ -41,22 +40,6 @@ def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
     gw = Gateways(tmp_path_factory.mktemp("gateways"), ptp=True)
     yield gw
     gw.close()
-
-
-@pytest.fixture
-def data_dirs(tmp_path: Path) -> dict[str, str]:
-    # Each test is its own job: the gateways are shared, and a federation session is per job.
-    dirs = {pid: str(tmp_path / pid) for pid in PARTY_IDS}
-    dirs["job_id"] = f"job-{tmp_path.name}"
-    guest = pd.read_csv(DATA / "breast_hetero_guest.csv", dtype={"id": str})
-    host = pd.read_csv(DATA / "breast_hetero_host.csv", dtype={"id": str})
-    TableStore.local(dirs["9999"]).write(
-        "experiment", "breast_hetero_guest", Table.from_frame(guest, id_column="id", label_column="y")
-    )
-    TableStore.local(dirs["10000"]).write(
-        "experiment", "breast_hetero_host", Table.from_frame(host, id_column="id")
-    )
-    return dirs
 
 
 def _run(

@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import psutil
 import pytest
 
@@ -32,7 +31,6 @@ from fate_airflow.components.simulate import TaskSpec, run_shares
 from fate_airflow.core.errors import ComponentError
 from fate_airflow.core.providers import ProviderRegistry
 from fate_airflow.core.types import InputRef, Party
-from fate_airflow.storage import Table, TableStore
 from fate_airflow.tracking import ModelKey, ModelStore
 from tests.conftest import FATE_EXAMPLES
 from tests.integration.components.test_components_grpc import Gateways
@@ -114,21 +112,6 @@ def providers(fate_provider_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 def _worker_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FATE_AIRFLOW_FATE_WORKER", "on")
     monkeypatch.setenv("FATE_AIRFLOW_FATE_WORKER_IDLE", "120")
-
-
-@pytest.fixture
-def data_dirs(tmp_path: Path) -> dict[str, str]:
-    dirs = {p.party_id: str(tmp_path / p.party_id) for p in (GUEST, HOST)}
-    dirs["job_id"] = f"job-{tmp_path.name}"
-    guest = pd.read_csv(DATA / "breast_hetero_guest.csv", dtype={"id": str})
-    host = pd.read_csv(DATA / "breast_hetero_host.csv", dtype={"id": str})
-    TableStore.local(dirs["9999"]).write(
-        "experiment", "breast_hetero_guest", Table.from_frame(guest, id_column="id", label_column="y")
-    )
-    TableStore.local(dirs["10000"]).write(
-        "experiment", "breast_hetero_host", Table.from_frame(host, id_column="id")
-    )
-    return dirs
 
 
 def _requests(
