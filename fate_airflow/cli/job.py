@@ -11,25 +11,19 @@ import json
 from typing import Any
 
 from fate_airflow.cli.party import ENV_CONFIG, load
-from fate_airflow.core.errors import FateAirflowError, SchedulingError
+from fate_airflow.core.errors import SchedulingError
 from fate_airflow.deploy.gateway_client import control_client
-from fate_airflow.federation.api import Ack, JobView, QueryJob, RerunJob, StopJob
+from fate_airflow.federation.api import Ack, JobView, RerunJob, StopJob, initiator_view
 from fate_airflow.federation.grpc.client import GrpcControlClient
 from fate_airflow.scheduler.store import JobStore
 
 
 def fetch_job(client: GrpcControlClient, job_id: str) -> JobView:
     """The job as its initiator sees it (falls back to this party's view if the initiator is away)."""
-    local = client.call(client.local_party_id, QueryJob(job_id))
-    if not isinstance(local, JobView) or not local.found:
+    view = initiator_view(client, job_id)
+    if not view.found:
         raise SchedulingError(f"party {client.local_party_id} does not know job {job_id}")
-    if local.initiator_party_id == client.local_party_id:
-        return local
-    try:
-        remote = client.call(local.initiator_party_id, QueryJob(job_id))
-    except FateAirflowError:
-        return local
-    return remote if isinstance(remote, JobView) and remote.found else local
+    return view
 
 
 def view_to_dict(view: JobView) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias
 
+from fate_airflow.core.errors import FateAirflowError
 from fate_airflow.core.types import Party
 
 #: Values a component may send: None, bool, int (any size), float, str, bytes, numpy arrays of
@@ -307,6 +308,24 @@ class ControlClient(ABC):
         """Release connections; the default has nothing to release."""
 
 
+def initiator_view(client: ControlClient, job_id: str) -> JobView:
+    """The job as its initiator sees it, asked through ``client``'s party.
+
+    This party's own view when it is the initiator or the initiator cannot be reached; a view with
+    ``found=False`` when this party does not know the job.
+    """
+    local = client.call(client.local_party_id, QueryJob(job_id))
+    if not isinstance(local, JobView) or not local.found:
+        return JobView(job_id, found=False)
+    if not local.initiator_party_id or local.initiator_party_id == client.local_party_id:
+        return local
+    try:
+        remote = client.call(local.initiator_party_id, QueryJob(job_id))
+    except FateAirflowError:
+        return local
+    return remote if isinstance(remote, JobView) and remote.found else local
+
+
 __all__ = [
     "DEFAULT_GET_TIMEOUT",
     "Ack",
@@ -332,4 +351,5 @@ __all__ = [
     "TaskStartDecision",
     "TaskView",
     "dispatch",
+    "initiator_view",
 ]

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from fate_airflow.core.errors import FateAirflowError
-from fate_airflow.federation.api import JobView, QueryJob
+from fate_airflow.federation.api import JobView, initiator_view
 from fate_airflow.provider.hooks.federation import FederationHook
 
 log = logging.getLogger(__name__)
@@ -59,14 +59,7 @@ def query_initiator(run_id: str) -> JobView:
     """The job as the initiator sees it (asked through this party's gateway)."""
     client = FederationHook().control_client()
     try:
-        local = client.call(client.local_party_id, QueryJob(run_id))
-        if not isinstance(local, JobView) or not local.found:
-            return JobView(run_id, found=False)
-        if local.initiator_party_id and local.initiator_party_id != client.local_party_id:
-            remote = client.call(local.initiator_party_id, QueryJob(run_id))
-            if isinstance(remote, JobView) and remote.found:
-                return remote
-        return local
+        return initiator_view(client, run_id)
     finally:
         client.close()
 

@@ -821,7 +821,13 @@ class PartyService:
             states = self.engine.task_states(job.dag_id, job.job_id)
         except Exception:
             states = {}
-        failed = [t.name for t in plan.tasks if states.get(t.name) == "failed"]
+        # A task that failed by itself has reported it; one Airflow failed because the run was marked
+        # failed (the UI's "mark failed", a stop) was canceled.
+        failed = [
+            t.name
+            for t in plan.tasks
+            if states.get(t.name) == "failed" and self._reported_failed(job.job_id, t.name)
+        ]
         status: JobStatus = "canceled"
         reason = f"DAG run {job.job_id} was marked failed at party {self.party_id}"
         if failed:
@@ -852,6 +858,10 @@ class PartyService:
                 return
 
     # ------------------------------------------------------------------ helpers
+    def _reported_failed(self, job_id: str, task_name: str) -> bool:
+        row = self.store.get_party_task(job_id, task_name, self.party_id)
+        return row is not None and row.status in (st.FAILED, st.TIMEOUT)
+
     def _call(self, party: str, cmd: Any, timeout: float) -> Any:
         return self.control.call(party, cmd, timeout=timeout)
 

@@ -353,6 +353,22 @@ def test_a_run_marked_failed_in_a_ui_stops_the_job(fed: Federation2) -> None:
     assert fed.guest_engine.runs[(DAG, JOB)].state == "failed"
 
 
+def test_a_running_task_failed_by_marking_its_run_failed_is_a_cancel_not_a_task_failure(
+    fed: Federation2,
+) -> None:
+    # Airflow's "mark failed" on a run fails its running task instance too; the task never
+    # reported a failure of its own, so the job was canceled from the UI.
+    submit(fed)
+    run_task(fed, "reader_0")
+    run = fed.host_engine.runs[(DAG, JOB)]
+    run.state, run.tasks["lr_0"] = "failed", "failed"
+    for _ in range(3):
+        fed.host.supervise_once()
+    fed.drain()
+    job = fed.guest.store.get_job(JOB)
+    assert job is not None and job.status == "canceled", job.reason
+
+
 def test_an_unreachable_party_fails_the_running_job_naming_it(fed: Federation2) -> None:
     submit(fed)
     fed.net.down.add(HOST)
