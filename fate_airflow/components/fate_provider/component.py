@@ -12,9 +12,11 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import io
 import json
 import re
 import shutil
+import tarfile
 import threading
 import time
 from collections.abc import Mapping
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pandas as pd
 
 from fate_airflow.components.context import FateComponent, TaskContext
@@ -249,7 +252,8 @@ class FateProviderComponent(FateComponent):
                 items.append(self._data_item(data.ref, data.table, folder, len(items)))
         for ref, model in ctx.model_inputs():
             if model is not None:
-                inputs.setdefault(ref.key, []).append(self._model_item(ctx, ref, model, folder))
+                items = inputs.setdefault(ref.key, [])
+                items.append(self._model_item(ctx, ref, model, folder, len(items)))
         return {key: {"items": items} for key, items in inputs.items()}
 
     @staticmethod
@@ -268,25 +272,36 @@ class FateProviderComponent(FateComponent):
         }
 
     @staticmethod
-    def _model_item(ctx: TaskContext, ref: InputRef, stored: StoredModel, folder: Path) -> dict[str, Any]:
+    def _model_item(
+        ctx: TaskContext, ref: InputRef, stored: StoredModel, folder: Path, index: int
+    ) -> dict[str, Any]:
         wanted = ref.output_key or ref.key
         fate_models = stored.params.get("fate_models") or {}
+        fate_dirs = {k: k for k in stored.params.get("fate_model_dirs") or ()}
         artifacts = stored.meta.get("fate_artifacts") or {}
-        if wanted not in fate_models:
-            if len(fate_models) != 1:
+        known = {**fate_models, **fate_dirs}
+        if wanted not in known:
+            if len(known) != 1:
                 raise ComponentError(
                     f"{ctx.where}: model input {ref.key!r} is not a FATE model (from {ref.producer_task!r})"
                 )
-            wanted = next(iter(fate_models))
-        # Written out from the model store, so a model exported and imported elsewhere works too.
-        path = folder / f"model_{_safe(ref.key)}.json"
-        path.write_text(json.dumps(fate_models[wanted]))
+            wanted = next(iter(known))
         artifact = dict(artifacts.get(wanted) or {})
+        # Written out from the model store, so a model exported and imported elsewhere works too; one
+        # file or folder per item (``input_models`` lists several under one key).
+        if wanted in fate_dirs:
+            path = folder / f"model_{_safe(ref.key)}_{index}"
+            _unpack_dir(stored.arrays[_DIR_ARRAY + wanted], path)
+            default_type = "model_directory"
+        else:
+            path = folder / f"model_{_safe(ref.key)}_{index}.json"
+            path.write_text(json.dumps(fate_models[wanted]))
+            default_type = "json_model"
         return {
             "kind": "fate",
             "uri": path.as_uri(),
             "metadata": artifact.get("metadata") or {"metadata": {}},
-            "type_name": artifact.get("type_name") or "json_model",
+            "type_name": artifact.get("type_name") or default_type,
         }
 
     # ------------------------------------------------------------------ process
@@ -397,26 +412,31 @@ class FateProviderComponent(FateComponent):
         self._take_metrics(ctx, outputs.get("metric") or {})
 
     def _take_models(self, ctx: TaskContext, models: Mapping[str, Any]) -> None:
+        """FATE's model outputs into the model store: JSON models as JSON, model folders (NN) packed."""
         contents: dict[str, Any] = {}
+        dirs: dict[str, np.ndarray] = {}
         artifacts: dict[str, Any] = {}
         for key, artifact in models.items():
-            if isinstance(artifact, list) or artifact.get("type_name") != "json_model":
-                ctx.warning(
-                    "model output %r (%s) is kept only in FATE's folder", key, type(artifact).__name__
-                )
+            kind = None if isinstance(artifact, list) else artifact.get("type_name")
+            if kind not in ("json_model", "model_directory"):
+                ctx.warning("model output %r (%s) is kept only in FATE's folder", key, kind or "a list")
                 continue
             path = Path(_uri_path(str(artifact["uri"])))
             try:
-                contents[key] = json.loads(path.read_text())
+                if kind == "json_model":
+                    contents[key] = json.loads(path.read_text())
+                else:
+                    dirs[_DIR_ARRAY + key] = _pack_dir(path)
             except (OSError, ValueError) as exc:
                 raise ComponentError(f"{ctx.where}: cannot read FATE model {key!r} at {path}: {exc}") from exc
             artifacts[key] = {k: artifact[k] for k in ("metadata", "type_name") if k in artifact}
-        if not contents:
+        if not contents and not dirs:
             return
+        dir_keys = sorted(k[len(_DIR_ARRAY) :] for k in dirs)
         uri = ctx.models.save(
             ctx.model_key(),
-            {"fate_models": contents},
-            None,
+            {"fate_models": contents, **({"fate_model_dirs": dir_keys} if dir_keys else {})},
+            dirs,
             {
                 "component": ctx.request.component,
                 "implementation": ctx.request.implementation,
@@ -426,9 +446,9 @@ class FateProviderComponent(FateComponent):
                 "fate_artifacts": artifacts,
             },
         )
-        for key in contents:
+        for key in [*contents, *dir_keys]:
             ctx.record_model(key, uri)
-        ctx.info("saved FATE model(s) %s → %s", sorted(contents), uri)
+        ctx.info("saved FATE model(s) %s → %s", sorted([*contents, *dir_keys]), uri)
 
     def _take_metrics(self, ctx: TaskContext, metrics: Mapping[str, Any]) -> None:
         records: list[Any] = []
@@ -446,6 +466,27 @@ class FateProviderComponent(FateComponent):
         for record in records:
             if isinstance(record, Mapping) and isinstance(record.get("data"), _SCALAR):
                 ctx.metrics.setdefault(str(record.get("name")), record["data"])
+
+
+#: Model-store array holding a packed FATE model folder (NN models), by output key.
+_DIR_ARRAY = "fate_model_dir__"
+
+
+def _pack_dir(path: Path) -> np.ndarray:
+    """A model folder as a tar's bytes (a uint8 array: the model store keeps arrays without pickle)."""
+    if not path.is_dir():
+        raise OSError(f"{path} is not a folder")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(str(path), arcname=".")
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+
+
+def _unpack_dir(packed: np.ndarray, dest: Path) -> None:
+    """Inverse of :func:`_pack_dir` (members must stay inside ``dest``)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(packed.tobytes()), mode="r") as tar:
+        tar.extractall(dest, filter="data")
 
 
 def _uri_path(uri: str) -> str:
