@@ -9,8 +9,10 @@ FATE_HOME ?= $(CURDIR)/.fate
 # FATE 2.2's isolated environment (the FATE provider), built once and reused by every test party.
 PROVIDER_ENVS ?= $(FATE_HOME)/provider-envs
 TEST_PROVIDERS := $(FATE_HOME)/test-providers
+# FATE's own client (pipeline SDK, flow CLI) on the provider's environment, for the client-API tests.
+CLIENT_ENV := $(FATE_HOME)/client-env
 
-.PHONY: install test lint typecheck contracts pytest provider-env demo up down proto proto-check lock clean
+.PHONY: install test lint typecheck contracts pytest provider-env client-env demo up down proto proto-check lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,8 +42,11 @@ proto-check: install
 provider-env: install
 	$(BIN)/fate-airflow provider install fate==2.2.0 --provider-dir $(TEST_PROVIDERS) --env-cache $(PROVIDER_ENVS)
 
-pytest: install provider-env
-	FATE_AIRFLOW_TEST_PROVIDERS=$(TEST_PROVIDERS) FATE_AIRFLOW_FATE_ENV_CACHE=$(PROVIDER_ENVS) $(BIN)/pytest
+client-env: provider-env
+	$(BIN)/fate-airflow provider client-env fate==2.2.0 --provider-dir $(TEST_PROVIDERS) --dest $(CLIENT_ENV)
+
+pytest: install provider-env client-env
+	FATE_AIRFLOW_TEST_PROVIDERS=$(TEST_PROVIDERS) FATE_AIRFLOW_FATE_ENV_CACHE=$(PROVIDER_ENVS) FATE_AIRFLOW_TEST_CLIENT_ENV=$(CLIENT_ENV) $(BIN)/pytest
 
 test: lint typecheck contracts proto-check pytest
 

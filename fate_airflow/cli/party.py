@@ -19,6 +19,8 @@ from typing import Any
 from fate_airflow.core.errors import ConfigError
 from fate_airflow.core.providers import party_providers
 from fate_airflow.deploy.airflow_rest import AirflowRestEngine
+from fate_airflow.deploy.flow_api import Authenticator, FlowApi, FlowApiServer, create_app
+from fate_airflow.deploy.flow_api.server import load_apps
 from fate_airflow.deploy.gateway_client import gateway_alive
 from fate_airflow.deploy.party import (
     PartyConfig,
@@ -107,7 +109,8 @@ def _up(args: argparse.Namespace) -> int:
     start_party(cfg, config_path(args).resolve(), wait=args.wait)
     user, password = admin_credentials(cfg)
     print(
-        f"party {cfg.party_id} is up: UI {cfg.api_url} (login {user} / {password}); gateway {cfg.gateway_address}"
+        f"party {cfg.party_id} is up: UI {cfg.api_url} (login {user} / {password}); gateway {cfg.gateway_address}; "
+        f"FATE-Flow API {cfg.flow_api_url}"
     )
     return 0
 
@@ -128,6 +131,7 @@ def _status(args: argparse.Namespace) -> int:
         "party_id": cfg.party_id,
         "ui": cfg.api_url,
         "gateway": cfg.gateway_address,
+        "flow_api": cfg.flow_api_url,
         "processes": pids,
         "airflow": health or "not answering",
         "gateway_alive": gw,
@@ -148,6 +152,10 @@ def _serve(args: argparse.Namespace) -> int:
     server.start()
     service.attach_control(server.local_control_client())
     service.start()
+    flow_api = FlowApi(cfg, engine, server.local_control_client(), service.store)
+    auth = Authenticator(lambda: load_apps(cfg.flow_apps_path), cfg.api_url)
+    flow_server = FlowApiServer(create_app(flow_api, auth), cfg.flow_api_listen, cfg.ports.flow)
+    flow_server.start()
     watcher = DropFolderWatcher(cfg.drop_folder, engine.request_reparse)
     watcher.start()
     stop = threading.Event()
@@ -160,6 +168,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger(__name__).info("party %s serving on port %s", cfg.party_id, server.port)
     stop.wait()
     watcher.stop()
+    flow_server.stop()
     service.stop()
     server.stop(5.0)
     return 0

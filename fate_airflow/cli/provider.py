@@ -22,7 +22,7 @@ from typing import Any
 from fate_airflow.core.errors import ConfigError
 from fate_airflow.core.providers import ProviderRegistry
 from fate_airflow.deploy.party import load_party_config
-from fate_airflow.deploy.providers import install_provider, remove_provider
+from fate_airflow.deploy.providers import build_client_env, install_provider, remove_provider
 
 PROVIDER_DIR_ENV = "AIRFLOW__FATE__PROVIDER_DIR"
 PARTY_CONFIG_ENV = "FATE_AIRFLOW_PARTY_CONFIG"
@@ -83,6 +83,15 @@ def _remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client_env(args: argparse.Namespace) -> int:
+    name, _, version = args.spec.partition("==")
+    provider = ProviderRegistry(provider_dir(args)).find(name, version or None)
+    if provider is None:
+        raise ConfigError(f"provider {args.spec} is not registered in {provider_dir(args)}")
+    print(build_client_env(provider, Path(args.dest), log=_progress))
+    return 0
+
+
 def _where(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider-dir", metavar="DIR", help="the party's provider folder")
     parser.add_argument("--config", metavar="PARTY_CONFIG", help="party config (its home's providers/)")
@@ -123,6 +132,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     remove.add_argument("spec", metavar="PROVIDER", help="e.g. fate==2.2.0")
     _where(remove)
     remove.set_defaults(func=_remove)
+
+    client = commands.add_parser(
+        "client-env",
+        help="FATE's client (pipeline SDK, flow CLI) in an environment on a provider's (idempotent)",
+    )
+    client.add_argument(
+        "spec", metavar="PROVIDER", nargs="?", default="fate==2.2.0", help="default fate==2.2.0"
+    )
+    client.add_argument("--dest", required=True, metavar="DIR", help="where to build the environment")
+    _where(client)
+    client.set_defaults(func=_client_env)
 
 
 __all__ = ["provider_dir", "register"]

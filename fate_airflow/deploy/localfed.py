@@ -174,9 +174,11 @@ def create_local_federation(
             if ports[pid].ptp == Ports.ptp:
                 # A config written before the PTP port existed: every party would get the default.
                 ports[pid] = replace(ports[pid], ptp=free_ports(1)[0])
+            if ports[pid].flow == Ports.flow:
+                ports[pid] = replace(ports[pid], flow=free_ports(1)[0])
         else:
-            api, gw, wl, tl, ptp = free_ports(5)
-            ports[pid] = Ports(api=api, gateway=gw, worker_log=wl, trigger_log=tl, ptp=ptp)
+            api, gw, wl, tl, ptp, flow = free_ports(6)
+            ports[pid] = Ports(api=api, gateway=gw, worker_log=wl, trigger_log=tl, ptp=ptp, flow=flow)
     configs: dict[str, PartyConfig] = {}
     for pid in party_ids:
         home = base / pid

@@ -86,6 +86,8 @@ class Ports:
     trigger_log: int = 28794
     #: The gateway's PTP endpoint, where FATE's own components (pyfate, "osx" federation) connect.
     ptp: int = 29390
+    #: FATE-Flow's client API (FATE's ``pipeline`` SDK and ``flow`` CLI; FATE-Flow itself uses 9380).
+    flow: int = 29380
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,10 @@ class PartyConfig:
     cert_hosts: tuple[str, ...] = ()
     internal_endpoint: str | None = None
     worker_endpoint: WorkerEndpoint = "internal"
+    #: Address FATE-Flow's client API listens on (clients off loopback must authenticate).
+    flow_api_listen: str = "127.0.0.1"
+    #: JSON file of app id → app token for FATE-Flow's client signature (None: ``<home>/flow_apps.json``).
+    flow_api_apps_file: Path | None = None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -173,6 +179,17 @@ class PartyConfig:
         return self.api_url_override or f"http://{self.host}:{self.ports.api}"
 
     @property
+    def flow_api_url(self) -> str:
+        """Base URL of the party's FATE-Flow client API (what ``flow init``/``pipeline init`` take)."""
+        host = "127.0.0.1" if self.flow_api_listen in ("0.0.0.0", "::") else self.flow_api_listen
+        return f"http://{host}:{self.ports.flow}"
+
+    @property
+    def flow_apps_path(self) -> Path:
+        """The app id → token file of FATE-Flow's client signature."""
+        return self.flow_api_apps_file or self.home / "flow_apps.json"
+
+    @property
     def gateway_address(self) -> str:
         """Where this party's gateway listens."""
         return f"{self.host}:{self.ports.gateway}"
@@ -203,7 +220,7 @@ class PartyConfig:
         known = {
             "party_id", "home", "host", "ports", "peers", "peer_ca_certs", "insecure", "allowed_initiators",
             "readable_tables", "party_timeout", "jobs_folder", "airflow", "dags_folder", "api_url", "listen",
-            "cert_hosts", "internal_endpoint", "worker_endpoint",
+            "cert_hosts", "internal_endpoint", "worker_endpoint", "flow_api",
         }  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
@@ -222,7 +239,7 @@ class PartyConfig:
         ports_raw = data.get("ports") or {}
         if not isinstance(ports_raw, Mapping):
             raise ConfigError("ports: expected a mapping")
-        bad = sorted(set(ports_raw) - {"api", "gateway", "worker_log", "trigger_log", "ptp"})
+        bad = sorted(set(ports_raw) - {"api", "gateway", "worker_log", "trigger_log", "ptp", "flow"})
         if bad:
             raise ConfigError(f"ports: unknown port(s) {', '.join(bad)}")
         for key, value in ports_raw.items():
@@ -250,6 +267,12 @@ class PartyConfig:
         worker_endpoint = data.get("worker_endpoint", "internal")
         if worker_endpoint not in get_args(WorkerEndpoint):
             raise ConfigError(f"worker_endpoint: expected internal or mtls, got {worker_endpoint!r}")
+        flow_raw = data.get("flow_api") or {}
+        if not isinstance(flow_raw, Mapping):
+            raise ConfigError("flow_api: expected a mapping (listen, apps_file)")
+        bad = sorted(set(flow_raw) - {"listen", "apps_file"})
+        if bad:
+            raise ConfigError(f"flow_api: unknown field(s) {', '.join(bad)}")
         af_raw = data.get("airflow") or {}
         if not isinstance(af_raw, Mapping):
             raise ConfigError("airflow: expected a mapping")
@@ -280,6 +303,10 @@ class PartyConfig:
             cert_hosts=tuple(str(h) for h in data.get("cert_hosts") or ()),
             internal_endpoint=internal,
             worker_endpoint=worker_endpoint,
+            flow_api_listen=str(flow_raw.get("listen") or "127.0.0.1"),
+            flow_api_apps_file=path(flow_raw["apps_file"], "flow_api.apps_file")
+            if flow_raw.get("apps_file")
+            else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -294,6 +321,7 @@ class PartyConfig:
                 "worker_log": self.ports.worker_log,
                 "trigger_log": self.ports.trigger_log,
                 "ptp": self.ports.ptp,
+                "flow": self.ports.flow,
             },
             "peers": dict(self.peers),
             "peer_ca_certs": [str(p) for p in self.peer_ca_certs],
@@ -314,6 +342,10 @@ class PartyConfig:
             "cert_hosts": list(self.cert_hosts),
             "internal_endpoint": self.internal_endpoint,
             "worker_endpoint": self.worker_endpoint,
+            "flow_api": {
+                "listen": self.flow_api_listen,
+                **({"apps_file": str(self.flow_api_apps_file)} if self.flow_api_apps_file else {}),
+            },
         }
 
 

@@ -255,6 +255,67 @@ def build_env(
         raise
 
 
+#: FATE's client (``pipeline`` SDK and ``flow`` CLI) matching the FATE provider, and what it needs
+#: beyond the provider's environment.
+CLIENT_PACKAGES = ("fate-client==2.2.0", "requests-toolbelt==1.0.0")
+
+
+def build_client_env(provider: ProviderInfo, dest: Path, *, log: Callable[[str], None] = print) -> Path:
+    """FATE's client in its own environment layered on the FATE provider's (it needs torch too).
+
+    A virtual environment at ``dest`` whose ``.pth`` adds the provider environment's packages, with
+    ``fate-client`` installed on top (its ``settings.yaml`` — what ``pipeline init`` and ``flow
+    init`` write — then belongs to this environment only). Idempotent: a complete one is reused.
+    Returns the environment's ``bin`` folder (``python``, ``pipeline``, ``flow``).
+
+    :raises ProviderInstallError: the build failed (``dest`` is removed again).
+    """
+    marker = dest / MARKER
+    bin_dir = dest / "bin"
+    if marker.exists():
+        return bin_dir
+    if not provider.python:
+        raise ProviderInstallError(f"provider {provider.ref} has no environment to build FATE's client on")
+    base = Path(provider.python)
+    site = subprocess.run(
+        [str(base), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if site.returncode != 0:
+        raise ProviderInstallError(f"cannot ask {base} for its site-packages: {site.stderr.strip()}")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    log_path = dest.parent / f"{dest.name}.log"
+    log_path.write_text(f"building {dest} at {datetime.now(UTC).isoformat()}\n")
+    try:
+        log(f"creating FATE's client environment on {provider.ref}")
+        _run([str(base), "-m", "venv", str(dest)], log_path, "creating the virtual environment")
+        py = str(env_python(dest))
+        purelib = _run(
+            [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            log_path,
+            "locating site-packages",
+            capture=True,
+        ).strip()
+        (Path(purelib) / "fate_airflow_provider.pth").write_text(site.stdout.strip() + "\n")
+        log(f"installing {', '.join(CLIENT_PACKAGES)}")
+        _run([py, "-m", "pip", "install", "--no-deps", *CLIENT_PACKAGES], log_path, "pip install fate-client")
+        _run(
+            [py, "-c", "import fate_client.pipeline, fate_client.flow_sdk, torch"],
+            log_path,
+            "importing fate_client",
+        )
+        atomic_write_bytes(
+            marker, json.dumps({"provider": provider.ref, "packages": CLIENT_PACKAGES}).encode()
+        )
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return bin_dir
+
+
 def install_provider(
     spec: str,
     provider_dir: Path | str,
