@@ -21,6 +21,7 @@ The result file is JSON: ``{"status": {"code": 0}, "io_meta": ..., "exports": {.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -141,6 +142,21 @@ def _export(ctx: Any, io_meta: dict[str, Any], export_dir: Path) -> dict[str, An
     return exports
 
 
+def start_pool_workers(computing: Any) -> None:
+    """Fork the standalone computing pool's workers now, before the federation uses gRPC.
+
+    FATE's standalone backend forks its process pool at the first map. Forked after the osx
+    federation's gRPC channels exist, a worker inherits gRPC's descriptors and every push of a table
+    partition from it fails ("Socket operation on non-socket"); FATE then reports only that the
+    gRPC error cannot be pickled back ("cannot pickle '_thread.RLock'"). A job reaches that when a
+    component's first map comes after its first federation call (sshe_lr fed by another FATE task).
+    """
+    pool = getattr(getattr(getattr(computing, "_session", None), "_pool", None), "_pool", None)
+    if isinstance(pool, concurrent.futures.ProcessPoolExecutor):
+        workers = int(getattr(pool, "_max_workers", 1) or 1)
+        list(pool.map(abs, range(workers)))
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the component share described by ``spec``; returns the result document."""
     from fate.arch import CipherKit, Context
@@ -162,6 +178,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     base = TaskConfigSpec.TaskConfSpec.parse_obj(conf)
     device = load_device(base.device)
     computing = load_computing(base.computing, None)
+    start_pool_workers(computing)
     federation = load_federation(base.federation, computing)
     ctx = Context(device=device, computing=computing, federation=federation, cipher=CipherKit(device=device))
     try:
