@@ -108,6 +108,18 @@ def _unmask_bytes(blob: object, count: int, n: int, what: str) -> list[int]:
     return out
 
 
+def training_seed(cfg: LRConfig, ctx: TaskContext) -> int:
+    """The seed of a share's initial weights and mini-batch order.
+
+    FATE's ``random_seed`` when given, else one fixed by the task's name: the same job on the same
+    data trains the same model on every run (the cryptographic randomness — masks, Paillier
+    nonces — stays fresh and cancels out).
+    """
+    if cfg.random_seed is not None:
+        return cfg.random_seed
+    return int.from_bytes(hashlib.sha256(ctx.request.task_name.encode()).digest()[:8], "big")
+
+
 class _Share:
     """State shared by the guest and host sides of one run."""
 
@@ -306,7 +318,7 @@ class _GuestTrainer(_Share):
             "0",
             self.arbiters,
         )
-        rng = np.random.default_rng(cfg.random_seed)
+        rng = np.random.default_rng(training_seed(cfg, ctx))
         size = f + (1 if cfg.fit_intercept else 0)
         w = init_weights(cfg, size, rng)
         opt = Optimizer(cfg, size, cfg.fit_intercept)
@@ -504,7 +516,7 @@ class _HostTrainer(_Share):
         he = HE(key, computing, ctx.abort, _MIN_PARALLEL)
         prec = cfg.precision
         loss_available = len(self.hosts) == 1
-        rng = np.random.default_rng(cfg.random_seed)
+        rng = np.random.default_rng(training_seed(cfg, ctx))
         w = init_weights(cfg, f, rng)
         opt = Optimizer(cfg, f, fit_intercept=False)
         x_int = _fixed_point(self.x, prec, ctx.where)

@@ -142,7 +142,7 @@ def test_coordinated_lr_script_fits_deploys_and_predicts_like_fate_2_2(
     scores = {m["metric"]: m["val"] for m in evaluation["data"]["lr_0"]["train"]}
     # FATE 2.2: AUC 0.992363 (its mini-batches follow FATE-Flow's time-hashed sample ids; see the
     # example-DAG test for the band).
-    assert scores["auc"] == pytest.approx(0.992363, abs=0.002)
+    assert scores["auc"] == pytest.approx(0.992363, abs=0.005)
     # The predict job loaded the fit job's model by the model id/version the SDK was given.
     out = guest.sdk(
         f"d = invoker.get_output_data('{predict}', 'guest', '{GUEST}', 'lr_0')\n"

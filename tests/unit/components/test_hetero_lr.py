@@ -496,3 +496,25 @@ def _params(raw: dict[str, Any]) -> Any:
     from fate_airflow.components.params import Params
 
     return Params(raw, "test")
+
+
+def test_the_same_job_trains_the_same_model_without_a_seed(data_dirs: dict[str, str]) -> None:
+    # Random initial weights and shuffled mini-batches, no random_seed given: the seed comes from the
+    # task, so two runs agree to the bit (they differed before: AUC 0.9919 vs 0.9803 in two demos).
+    g, h = _breast()
+    put_table(data_dirs["9999"], "g", g, label="y")
+    put_table(data_dirs["10000"], "h", h)
+    scores = []
+    for version in ("v1", "v2"):
+        spec = _lr_spec(
+            PARTIES,
+            {GUEST: "g", HOST: "h"},
+            batch_size=64,
+            max_iter=3,
+            learning_rate=0.15,
+            encrypt_param={"method": "plaintext_debug"},
+            init_param={"init_method": "random_uniform"},
+        )
+        out = run(spec, data_dirs, model_id="m", model_version=version)
+        scores.append(output_frame(data_dirs, out[GUEST])["predict_score"].to_numpy())
+    np.testing.assert_array_equal(scores[0], scores[1])
