@@ -17,7 +17,9 @@ def test_a_model_folder_survives_the_model_store_byte_for_byte(tmp_path: Path) -
     (folder / "sub" / "meta.json").write_text('{"epochs": 3}')
     store = ModelStore(tmp_path / "data")
     key = ModelKey("m", "v", "guest", "9999", "nn_0")
-    store.save(key, {"fate_model_dirs": ["output_model"]}, {"fate_model_dir__output_model": _pack_dir(folder)})
+    store.save(
+        key, {"fate_model_dirs": ["output_model"]}, {"fate_model_dir__output_model": _pack_dir(folder)}
+    )
 
     loaded = store.load(key).arrays["fate_model_dir__output_model"]
     assert loaded.dtype == np.uint8
