@@ -66,8 +66,8 @@ class AirflowRestClient:
     ) -> requests.Response:
         """Authenticated request; with ``ok``, any other status raises :class:`SchedulingError`.
 
-        Idempotent requests are retried a few times on 502/503/504 and on a 500 "Database error"
-        (a busy metadata database). By default that is every method but POST, which may have taken
+        Idempotent requests are retried a few times on 502/503/504, on a 500 "Database error"
+        (a busy metadata database), on a timeout and on a refused connection. By default that is every method but POST, which may have taken
         effect; ``idempotent=True`` marks a POST that is safe to repeat (one naming its run id).
         """
         url = f"{self.base_url}{path}"
@@ -81,6 +81,15 @@ class AirflowRestClient:
                 resp = self._session.request(
                     method, url, headers=self._auth(), timeout=self._timeout, **kwargs
                 )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                # A busy api-server (SQLite locked while DAGs are parsed) answers late: an idempotent
+                # request is safe to send again.
+                if attempt < retries:
+                    attempt += 1
+                    log.warning("%s %s: %s, retry %d of %d", method, path, exc, attempt, retries)
+                    time.sleep(1.0 * attempt)
+                    continue
+                raise SchedulingError(f"Airflow at {self.base_url} unreachable: {exc}") from exc
             except requests.RequestException as exc:
                 raise SchedulingError(f"Airflow at {self.base_url} unreachable: {exc}") from exc
             if resp.status_code == 401 and not relogged:

@@ -27,7 +27,7 @@ from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
 from airflow.plugins_manager import AirflowPlugin
 from airflow.utils.session import create_session
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
@@ -91,8 +91,11 @@ def job_view_dict(view: JobView) -> dict[str, Any]:
 
 
 @app.get("/jobs", response_class=HTMLResponse)
-def jobs_page(user: GetUserDep) -> HTMLResponse:
+def jobs_page(user: GetUserDep, request: Request) -> HTMLResponse:
     """Federated jobs of this party, newest first."""
+    # Links are absolute under the plugin's mount point: relative ones resolve against "/fate/jobs"
+    # (or "/fate/jobs/") differently and led users to a 404.
+    root = str(request.scope.get("root_path") or "").rstrip("/")
     with create_session() as session:
         dag_ids = _fate_dag_ids(session)
         runs = session.scalars(
@@ -100,12 +103,12 @@ def jobs_page(user: GetUserDep) -> HTMLResponse:
         ).all()
         rows = [
             f"<tr class='{html.escape(str(r.state))}'><td>{html.escape(r.dag_id)}</td>"
-            f"<td><a href='{quote(r.dag_id)}/{quote(r.run_id, safe='')}'>{html.escape(r.run_id)}</a></td>"
+            f"<td><a href='{root}/jobs/{quote(r.dag_id)}/{quote(r.run_id, safe='')}'>{html.escape(r.run_id)}</a></td>"
             f"<td>{html.escape(str(r.state))}</td><td>{html.escape(str(r.start_date or ''))}</td></tr>"
             for r in runs
         ]
     body = (
-        "<h2>FATE jobs at this party</h2><p><a href='invalid'>invalid job files</a></p>"
+        f"<h2>FATE jobs at this party</h2><p><a href='{root}/invalid'>invalid job files</a></p>"
         "<table><tr><th>DAG</th><th>job id (run id)</th><th>local state</th><th>started</th></tr>"
         + "".join(rows)
         + "</table>"

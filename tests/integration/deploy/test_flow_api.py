@@ -24,12 +24,12 @@ import pytest
 import requests
 
 from fate_airflow.deploy.localfed import LocalFederation
+from fate_airflow.deploy.party import admin_credentials
 from tests.conftest import FATE_EXAMPLES
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 PIPELINE = FATE_EXAMPLES / "v2-pipeline"
-DAGS = FATE_EXAMPLES / "v2-pipeline-dags"
 GUEST, HOST = "9999", "10000"
 SUCCESS = re.compile(r"Job is success!!! Job id is (\d+)")
 
@@ -130,6 +130,14 @@ def test_psi_script_runs_unmodified_and_its_job_is_an_airflow_run_at_both_partie
     assert rows == {"output_data": 569}
     records = {r["name"]: r["data"] for r in metrics_of(guest, job_id, "guest", GUEST, "psi_0")}
     assert records["intersect_count"] == 569
+    # The task's log at this party, through FATE's log calls (from Airflow's task log).
+    logs = guest.sdk(
+        f"kw = dict(log_type='task_info', job_id='{job_id}', role='guest', party_id='{GUEST}', task_name='psi_0')\n"
+        "print(json.dumps([flow.log.count(**kw), flow.log.query(begin=1, end=3, **kw)]))"
+    )
+    count, lines = logs
+    assert count["code"] == 0 and count["data"] > 3, count
+    assert lines["code"] == 0 and [line["line_num"] for line in lines["data"]] == [1, 2, 3]
 
 
 def test_coordinated_lr_script_fits_deploys_and_predicts_like_fate_2_2(
@@ -208,38 +216,63 @@ def job_status(client: Client, job_id: str) -> str:
     return str(client.flow("job", "query", "-j", job_id)["data"][0]["status"])
 
 
-def test_flow_job_submit_stop_query_and_rerun(guest: Client, fate_parties: LocalFederation) -> None:
-    reply = guest.flow("job", "submit", "-c", str(DAGS / "coordinated_lr__test_lr.yaml"))
+#: Two native toy tasks, the second long enough to be stopped: the coordination under test is the
+#: same for every component, and a short job keeps the test quick.
+TOY_DAG = {
+    "schema_version": "2.1.0",
+    "dag": {
+        "parties": [{"role": "guest", "party_id": [GUEST]}, {"role": "host", "party_id": [HOST]}],
+        "stage": "default",
+        "tasks": {
+            "toy_0": {"component_ref": "toy_example", "parameters": {"data_num": 100}},
+            "toy_1": {
+                "component_ref": "toy_example",
+                "dependent_tasks": ["toy_0"],
+                "parameters": {"data_num": 100, "sleep_seconds": 20},
+            },
+        },
+    },
+}
+
+
+def submit_toy(guest: Client, tmp_path: Path) -> tuple[str, str]:
+    path = tmp_path / "toy.yaml"
+    path.write_text(json.dumps(TOY_DAG))
+    reply = guest.flow("job", "submit", "-c", str(path))
     assert reply["code"] == 0, reply
-    job_id = reply["job_id"]
-    dag_id = reply["data"]["dag_id"]
-    wait(
-        lambda: any(
-            t.get("task_name") == "lr_0"
-            for t in guest.flow("task", "query", "-j", job_id, "-s", "running").get("data") or []
-        ),
-        300,
-        "lr_0 running",
-    )
+    return str(reply["job_id"]), str(reply["data"]["dag_id"])
+
+
+def toy_1_running(guest: Client, job_id: str) -> bool:
+    running = guest.flow("task", "query", "-j", job_id, "-s", "running").get("data") or []
+    return any(t.get("task_name") == "toy_1" for t in running)
+
+
+def test_flow_job_submit_stop_query_and_rerun(
+    guest: Client, fate_parties: LocalFederation, tmp_path: Path
+) -> None:
+    job_id, dag_id = submit_toy(guest, tmp_path)
+    wait(lambda: toy_1_running(guest, job_id), 300, "toy_1 running")
     assert guest.flow("job", "stop", "-j", job_id)["code"] == 0
     wait(lambda: job_status(guest, job_id) == "canceled", 30, "canceled in flow job query")
     for party in (GUEST, HOST):
         wait(
             lambda p=party: run_at(fate_parties, p, dag_id, job_id) == "failed", 15, f"run stopped at {party}"
         )
+    # FATE-Flow's rerun: from the first task that did not succeed, as a new task version everywhere.
     assert guest.flow("job", "rerun", "-j", job_id)["code"] == 0
-    wait(lambda: job_status(guest, job_id) == "success", 600, "the rerun to succeed")
+    wait(lambda: job_status(guest, job_id) == "success", 300, "the rerun to succeed")
     tasks = {t["task_name"]: t for t in guest.flow("task", "query", "-j", job_id)["data"]}
-    assert tasks["lr_0"]["task_version"] == 1
-    assert tasks["reader_0"]["task_version"] == 0
+    assert (tasks["toy_0"]["task_version"], tasks["toy_1"]["task_version"]) == (0, 1)
+    for party in (GUEST, HOST):
+        wait(lambda p=party: run_at(fate_parties, p, dag_id, job_id) == "success", 30, f"success at {party}")
 
 
 def test_marking_the_run_failed_in_airflow_shows_canceled_to_flow(
-    guest: Client, fate_parties: LocalFederation
+    guest: Client, fate_parties: LocalFederation, tmp_path: Path
 ) -> None:
-    reply = guest.flow("job", "submit", "-c", str(DAGS / "coordinated_lr__test_lr.yaml"))
-    job_id, dag_id = reply["job_id"], reply["data"]["dag_id"]
-    wait(lambda: job_status(guest, job_id) == "running", 300, "running")
+    job_id, dag_id = submit_toy(guest, tmp_path)
+    wait(lambda: toy_1_running(guest, job_id), 300, "toy_1 running")
     # What the Airflow UI's "mark failed" does, at the host.
     resp = fate_parties.rest(HOST).request(
         "PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{quote(job_id, safe='')}", json={"state": "failed"}
@@ -268,3 +301,18 @@ def test_bad_requests_get_fate_codes_naming_the_field(guest: Client) -> None:
     assert other["code"] == 5001 and HOST in other["message"]
     garbage = requests.post(f"{base}/job/stop", data=b"{not json", timeout=30).json()
     assert garbage["code"] == 5001 and "Traceback" not in garbage["message"]
+
+
+def test_an_airflow_token_of_the_party_is_accepted_and_a_forged_one_refused(
+    guest: Client, fate_parties: LocalFederation
+) -> None:
+    cfg = fate_parties.parties[GUEST]
+    user, password = admin_credentials(cfg)
+    login = requests.post(
+        f"{cfg.api_url}/auth/token", json={"username": user, "password": password}, timeout=30
+    )
+    token = f"Bearer {login.json()['access_token']}"
+    url = guest.url + "/v2/site/info/query"
+    assert requests.get(url, headers={"Authorization": token}, timeout=30).json()["code"] == 0
+    forged = requests.get(url, headers={"Authorization": "Bearer forged"}, timeout=30).json()
+    assert forged["code"] == 5003 and "Airflow refused the token" in forged["message"]

@@ -228,9 +228,12 @@ EXAMPLES: dict[str, Callable[[Job], None]] = {
     "psi__test_psi": check_psi,
 }
 #: Example jobs running at once. Each job spends much of its time in process starts, scheduling and
-#: federation round trips, so three at a time shorten the whole by about a third on two cores
-#: without changing any result (every job has its own job id, task versions and message scope).
-WINDOW = 3
+#: federation round trips, so two at a time shorten the whole on two cores without changing any
+#: result (every job has its own job id, task versions and message scope). Jobs are created one
+#: after another: creating several at once had the host's SQLite-backed api-server time out.
+WINDOW = 2
+#: Seconds a triggered job may take to be created at every party before the next is triggered.
+CREATE_WAIT = 180.0
 _END = ("success", "failed", "canceled", "timeout")
 
 
@@ -245,12 +248,21 @@ class Launcher:
         self._thread = threading.Thread(target=self._loop, name="example-launcher", daemon=True)
         self._thread.start()
 
-    def _ended(self, run_id: str) -> bool:
+    def _status(self, run_id: str) -> str:
         try:
             view = self.fed.job_view(GUEST, run_id)
         except Exception:  # a busy party: ask again
-            return False
-        return view.found and view.status in _END
+            return ""
+        return view.status if view.found else ""
+
+    def _ended(self, run_id: str) -> bool:
+        return self._status(run_id) in _END
+
+    def _created(self, run_id: str) -> None:
+        """Wait until the job left ``waiting`` (created at every party) or ended."""
+        deadline = time.monotonic() + CREATE_WAIT
+        while time.monotonic() < deadline and self._status(run_id) in ("", "waiting"):
+            time.sleep(1.0)
 
     def _loop(self) -> None:
         running: list[str] = []
@@ -264,6 +276,8 @@ class Launcher:
                 except Exception as exc:  # reported by the dag's own test
                     self._runs[dag] = exc
                 self._triggered[dag].set()
+                if isinstance(self._runs[dag], str):
+                    self._created(run_id)
             running = [r for r in running if not self._ended(r)]
             time.sleep(1.0)
 

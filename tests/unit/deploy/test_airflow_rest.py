@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +25,8 @@ class FakeAirflow(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.failures = failures
         self.status = status
+        #: Seconds the failing answers take (longer than the client's timeout: a read timeout).
+        self.stall = 0.0
         self.calls: list[tuple[str, str]] = []
 
 
@@ -50,6 +53,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.calls.append((self.command, self.path))
         if self.server.failures > 0:
             self.server.failures -= 1
+            if self.server.stall:
+                time.sleep(self.server.stall)
             self._answer(self.server.status, DB_ERROR)
             return
         self._answer(200, {"state": "failed", "dag_run_id": "r1"})
@@ -67,9 +72,9 @@ def airflow() -> Iterator[FakeAirflow]:
     server.server_close()
 
 
-def client(server: FakeAirflow) -> AirflowRestClient:
+def client(server: FakeAirflow, timeout: float = 5) -> AirflowRestClient:
     host, port = server.server_address[:2]
-    return AirflowRestClient(f"http://{host!s}:{port}", "admin", "admin", timeout=5)
+    return AirflowRestClient(f"http://{host!s}:{port}", "admin", "admin", timeout=timeout)
 
 
 def test_an_idempotent_request_survives_a_busy_database(airflow: FakeAirflow) -> None:
@@ -106,3 +111,22 @@ def test_creating_a_named_run_is_repeated_since_it_cannot_run_twice(
         ("POST", "/api/v2/dags/d/dagRuns"),
         ("PATCH", "/api/v2/dags/d"),
     ]
+
+
+def test_an_idempotent_request_outlives_an_api_server_too_busy_to_answer_in_time(
+    airflow: FakeAirflow,
+) -> None:
+    # Seen with three jobs created at once: the api-server's SQLite was locked by DAG parsing and a
+    # party refused a job because creating its run timed out.
+    airflow.failures, airflow.stall = 1, 1.0
+    resp = client(airflow, timeout=0.3).request("GET", "/api/v2/dags/d/dagRuns/r1", ok=(200,))
+    assert resp.status_code == 200
+    assert len(airflow.calls) == 2
+
+
+def test_a_post_that_timed_out_is_not_repeated(airflow: FakeAirflow) -> None:
+    airflow.failures, airflow.stall = 1, 1.0
+    with pytest.raises(SchedulingError, match="unreachable"):
+        client(airflow, timeout=0.3).trigger("d")
+    time.sleep(1.0)
+    assert airflow.calls == [("POST", "/api/v2/dags/d/dagRuns")]
