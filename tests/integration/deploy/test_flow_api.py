@@ -216,8 +216,8 @@ def job_status(client: Client, job_id: str) -> str:
     return str(client.flow("job", "query", "-j", job_id)["data"][0]["status"])
 
 
-#: Two native toy tasks, the second long enough to be stopped: the coordination under test is the
-#: same for every component, and a short job keeps the test quick.
+#: Two independent native toy tasks, the second long enough to be stopped after the first ended:
+#: the coordination under test is the same for every component, and a short job keeps the test quick.
 TOY_DAG = {
     "schema_version": "2.1.0",
     "dag": {
@@ -225,11 +225,7 @@ TOY_DAG = {
         "stage": "default",
         "tasks": {
             "toy_0": {"component_ref": "toy_example", "parameters": {"data_num": 100}},
-            "toy_1": {
-                "component_ref": "toy_example",
-                "dependent_tasks": ["toy_0"],
-                "parameters": {"data_num": 100, "sleep_seconds": 20},
-            },
+            "toy_1": {"component_ref": "toy_example", "parameters": {"data_num": 100, "sleep_seconds": 20}},
         },
     },
 }
@@ -243,16 +239,16 @@ def submit_toy(guest: Client, tmp_path: Path) -> tuple[str, str]:
     return str(reply["job_id"]), str(reply["data"]["dag_id"])
 
 
-def toy_1_running(guest: Client, job_id: str) -> bool:
-    running = guest.flow("task", "query", "-j", job_id, "-s", "running").get("data") or []
-    return any(t.get("task_name") == "toy_1" for t in running)
+def toy_1_running(guest: Client, job_id: str, toy_0_done: bool = False) -> bool:
+    tasks = {t["task_name"]: t["status"] for t in guest.flow("task", "query", "-j", job_id).get("data") or []}
+    return tasks.get("toy_1") == "running" and (not toy_0_done or tasks.get("toy_0") == "success")
 
 
 def test_flow_job_submit_stop_query_and_rerun(
     guest: Client, fate_parties: LocalFederation, tmp_path: Path
 ) -> None:
     job_id, dag_id = submit_toy(guest, tmp_path)
-    wait(lambda: toy_1_running(guest, job_id), 300, "toy_1 running")
+    wait(lambda: toy_1_running(guest, job_id, toy_0_done=True), 300, "toy_0 done, toy_1 running")
     assert guest.flow("job", "stop", "-j", job_id)["code"] == 0
     wait(lambda: job_status(guest, job_id) == "canceled", 30, "canceled in flow job query")
     for party in (GUEST, HOST):
