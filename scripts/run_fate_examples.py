@@ -598,22 +598,34 @@ def rows_of(results: Sequence[Result]) -> list[tuple[str, ...]]:
     ]
 
 
-def markdown_table(results: Sequence[Result]) -> str:
-    """The results as a Markdown table."""
+def markdown_rows(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table."""
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows_of(results)]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def plain_rows(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An aligned text table."""
+    every = [headers, *rows]
+    widths = [max(len(row[i]) for row in every) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in every
+    )
+
+
+def markdown_table(results: Sequence[Result]) -> str:
+    """The results as a Markdown table."""
+    return markdown_rows(HEADERS, rows_of(results))
 
 
 def plain_table(results: Sequence[Result]) -> str:
     """The results as an aligned text table."""
-    rows = [HEADERS, *rows_of(results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return plain_rows(HEADERS, rows_of(results))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -43,6 +43,8 @@ from run_fate_examples import (
     find_provider,
     first_line,
     key_metric,
+    markdown_rows,
+    plain_rows,
     progress,
     read_dag_file,
     select_dags,
@@ -178,15 +180,7 @@ def rows_of(results: Sequence[ScriptResult]) -> list[tuple[str, ...]]:
 
 def table(results: Sequence[ScriptResult], markdown: bool) -> str:
     """Markdown or aligned text."""
-    rows = rows_of(results)
-    if markdown:
-        lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-        return "\n".join(
-            lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-        )
-    every = [HEADERS, *rows]
-    widths = [max(len(r[i]) for r in every) for i in range(len(HEADERS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in every)
+    return (markdown_rows if markdown else plain_rows)(HEADERS, rows_of(results))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -224,8 +224,15 @@ class AirflowRestEngine(WorkflowEngine):
         if self.dag_structure(dag_id) == want:
             return
         write_received_plan(self.received_folder, dag_id, plan, {})
+        self.wait_structure(dag_id, want, self._dag_wait)
+
+    def wait_structure(self, dag_id: str, want: Mapping[str, list[str]], timeout: float) -> None:
+        """Ask for re-parses until Airflow shows ``dag_id`` with the ``want``-ed task → upstreams.
+
+        :raises SchedulingError: it did not within ``timeout`` seconds.
+        """
         self.request_reparse()
-        deadline = time.monotonic() + self._dag_wait
+        deadline = time.monotonic() + timeout
         last_reparse = time.monotonic()
         while time.monotonic() < deadline:
             if self.dag_structure(dag_id) == want:
@@ -235,7 +242,7 @@ class AirflowRestEngine(WorkflowEngine):
                 last_reparse = time.monotonic()
             time.sleep(0.5)
         raise SchedulingError(
-            f"DAG {dag_id} did not appear within {self._dag_wait:.0f} s (is the dag-processor running?)"
+            f"DAG {dag_id} did not appear within {timeout:.0f} s (is the dag-processor running?)"
         )
 
     def create_run(self, dag_id: str, run_id: str, conf: Mapping[str, Any]) -> None:

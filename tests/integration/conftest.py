@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,16 @@ FAMILIES = (
     "coordinated_linr", "coordinated_lr", "data_split", "feature_correlation", "hetero_feature_binning",
     "hetero_feature_selection", "hetero_secureboost", "homo_lr", "psi", "sample", "sshe_lr", "statistics",
 )  # fmt: skip
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 0.5 s; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def suite_uploads() -> dict[tuple[str, str], list[dict[str, Any]]]:

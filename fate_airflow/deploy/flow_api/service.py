@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from fate_airflow.core.errors import DslError, FateAirflowError, StorageError
+from fate_airflow.core.errors import DslError, FateAirflowError, SchedulingError, StorageError
 from fate_airflow.core.files import atomic_write_bytes
 from fate_airflow.core.providers import ProviderInfo, party_providers
 from fate_airflow.core.types import Party
@@ -269,21 +269,15 @@ class FlowApi:
         atomic_write_bytes(path, text.encode())
 
     def _wait_dag(self, dag_id: str, plan: JobPlan) -> None:
-        want = {t.name: sorted(t.upstream) for t in plan.tasks}
-        deadline = time.monotonic() + self._dag_wait
-        last = 0.0
-        while time.monotonic() < deadline:
-            if self.engine.dag_structure(dag_id) == want:
-                return
-            if time.monotonic() - last > 5:
-                self.engine.request_reparse()
-                last = time.monotonic()
-            time.sleep(0.3)
-        raise FlowApiError(
-            ReturnCode.SERVER_ERROR,
-            f"DAG {dag_id} (file {self.cfg.drop_folder / (dag_id + '.json')}) did not appear in Airflow "
-            f"within {self._dag_wait:.0f} s; see the plugin's invalid jobs page",
-        )
+        try:
+            self.engine.wait_structure(
+                dag_id, {t.name: sorted(t.upstream) for t in plan.tasks}, self._dag_wait
+            )
+        except SchedulingError as exc:
+            raise FlowApiError(
+                ReturnCode.SERVER_ERROR,
+                f"{exc}: job file {self.cfg.drop_folder / (dag_id + '.json')}; see the plugin's invalid jobs page",
+            ) from None
 
     # ------------------------------------------------------------------ job query
     def _view(self, job_id: str) -> JobView:

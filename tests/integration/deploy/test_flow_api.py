@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +25,7 @@ import requests
 from fate_airflow.deploy.localfed import LocalFederation
 from fate_airflow.deploy.party import admin_credentials
 from tests.conftest import FATE_EXAMPLES
+from tests.integration.conftest import wait_until
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -203,15 +203,6 @@ def test_flow_data_upload_makes_a_table_the_jobs_can_read(guest: Client, tmp_pat
     assert table.is_dir()
 
 
-def wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def job_status(client: Client, job_id: str) -> str:
     return str(client.flow("job", "query", "-j", job_id)["data"][0]["status"])
 
@@ -248,33 +239,35 @@ def test_flow_job_submit_stop_query_and_rerun(
     guest: Client, fate_parties: LocalFederation, tmp_path: Path
 ) -> None:
     job_id, dag_id = submit_toy(guest, tmp_path)
-    wait(lambda: toy_1_running(guest, job_id, toy_0_done=True), 300, "toy_0 done, toy_1 running")
+    wait_until(lambda: toy_1_running(guest, job_id, toy_0_done=True), 300, "toy_0 done, toy_1 running")
     assert guest.flow("job", "stop", "-j", job_id)["code"] == 0
-    wait(lambda: job_status(guest, job_id) == "canceled", 30, "canceled in flow job query")
+    wait_until(lambda: job_status(guest, job_id) == "canceled", 30, "canceled in flow job query")
     for party in (GUEST, HOST):
-        wait(
+        wait_until(
             lambda p=party: run_at(fate_parties, p, dag_id, job_id) == "failed", 15, f"run stopped at {party}"
         )
     # FATE-Flow's rerun: from the first task that did not succeed, as a new task version everywhere.
     assert guest.flow("job", "rerun", "-j", job_id)["code"] == 0
-    wait(lambda: job_status(guest, job_id) == "success", 300, "the rerun to succeed")
+    wait_until(lambda: job_status(guest, job_id) == "success", 300, "the rerun to succeed")
     tasks = {t["task_name"]: t for t in guest.flow("task", "query", "-j", job_id)["data"]}
     assert (tasks["toy_0"]["task_version"], tasks["toy_1"]["task_version"]) == (0, 1)
     for party in (GUEST, HOST):
-        wait(lambda p=party: run_at(fate_parties, p, dag_id, job_id) == "success", 30, f"success at {party}")
+        wait_until(
+            lambda p=party: run_at(fate_parties, p, dag_id, job_id) == "success", 30, f"success at {party}"
+        )
 
 
 def test_marking_the_run_failed_in_airflow_shows_canceled_to_flow(
     guest: Client, fate_parties: LocalFederation, tmp_path: Path
 ) -> None:
     job_id, dag_id = submit_toy(guest, tmp_path)
-    wait(lambda: toy_1_running(guest, job_id), 300, "toy_1 running")
+    wait_until(lambda: toy_1_running(guest, job_id), 300, "toy_1 running")
     # What the Airflow UI's "mark failed" does, at the host.
     resp = fate_parties.rest(HOST).request(
         "PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{quote(job_id, safe='')}", json={"state": "failed"}
     )
     assert resp.status_code == 200, resp.text
-    wait(lambda: job_status(guest, job_id) == "canceled", 60, "canceled in flow job query")
+    wait_until(lambda: job_status(guest, job_id) == "canceled", 60, "canceled in flow job query")
 
 
 # ---------------------------------------------------------------------- API behaviour

@@ -43,7 +43,7 @@ from fate_airflow.deploy.localfed import LocalFederation
 from fate_airflow.storage import ArtifactStore
 from fate_airflow.tracking import ModelKey, ModelStore
 from tests.conftest import FATE_EXAMPLES
-from tests.integration.conftest import FAMILIES, suite_uploads
+from tests.integration.conftest import FAMILIES, suite_uploads, wait_until
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -341,15 +341,6 @@ def _fate_pids(party_home: Path, task: str) -> list[psutil.Process]:
         ):
             found.append(proc)
     return found
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def tis(fed: LocalFederation, party: str, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
