@@ -13,6 +13,11 @@ Both chains run in the same guest Airflow in the same run:
 
 Reported: trigger → success wall time (median of ``--runs``), and the added time per component
 ``(federated - baseline) / 5``. The README states the ratio.
+
+Stop latency (the integration tests check that a stop or failure reaches every party, not how fast):
+the chain runs with ``toy_0`` sleeping, the run is marked failed in the guest's Airflow (the UI's
+"mark failed"), and the time until the **host's** task has ended is set against the **baseline**:
+the time until the guest's own task — the one Airflow itself terminates — has ended.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import shutil
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from fate_airflow.deploy.airflow_rest import AirflowRestClient
 from fate_airflow.deploy.localfed import create_local_federation
@@ -80,6 +87,41 @@ def timed_run(rest: AirflowRestClient, dag_id: str) -> float:
         time.sleep(0.2)
 
 
+def _task_end(rest: AirflowRestClient, dag_id: str, run_id: str, task_id: str) -> datetime | None:
+    resp = rest.request(
+        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
+    )
+    body = resp.json()
+    return datetime.fromisoformat(body["end_date"]) if body.get("end_date") else None
+
+
+def stop_latency(guest: AirflowRestClient, host: AirflowRestClient) -> tuple[float, float]:
+    """Seconds from "mark failed" at the guest to the end of toy_0 at the guest and at the host."""
+    conf = {"component_parameters": {"common": {"toy_0": {"data_num": 100, "sleep_seconds": 120}}}}
+    run_id = guest.trigger("chain5", conf)
+    path = f"/api/v2/dags/chain5/dagRuns/{quote(run_id, safe='')}/taskInstances/toy_0"
+    deadline = time.monotonic() + 180
+    while not all(
+        r.request("GET", path, ok=(200, 404)).json().get("state") == "running" for r in (guest, host)
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit("toy_0 never ran at both parties")
+        time.sleep(0.5)
+    time.sleep(3)  # into the sleep, past the task's start-up
+    marked = datetime.now(UTC)
+    guest.request("PATCH", f"/api/v2/dags/chain5/dagRuns/{quote(run_id, safe='')}", json={"state": "failed"})
+    ends: dict[str, datetime] = {}
+    while len(ends) < 2:
+        if time.monotonic() > deadline + 120:
+            raise SystemExit(f"the stop did not end toy_0 everywhere: {sorted(ends)}")
+        for name, rest in (("guest", guest), ("host", host)):
+            end = ends.get(name) or _task_end(rest, "chain5", run_id, "toy_0")
+            if end is not None:
+                ends[name] = end
+        time.sleep(0.5)
+    return (ends["guest"] - marked).total_seconds(), (ends["host"] - marked).total_seconds()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -117,6 +159,12 @@ def main() -> None:
         print(f"{'baseline (1 Airflow)':28s} {b:9.2f}")
         print(f"{'federated (2 parties)':28s} {f:9.2f}")
         print(f"added per component: {(f - b) / N:.2f} s   (federated / baseline = {f / b:.2f})")
+        stops = [stop_latency(rest, fed.rest("10000")) for _ in range(args.runs)]
+        g, h = statistics.median(s[0] for s in stops), statistics.median(s[1] for s in stops)
+        print(json.dumps({"stop_guest_s": [s[0] for s in stops], "stop_host_s": [s[1] for s in stops]}))
+        print(f"{'mark failed -> task ended':28s} {'median s':>9s}")
+        print(f"{'baseline (guest, Airflow)':28s} {g:9.2f}")
+        print(f"{'host (through the gateway)':28s} {h:9.2f}   (host / baseline = {h / max(g, 0.01):.2f})")
     finally:
         fed.down()
         if not args.keep:
