@@ -28,11 +28,11 @@ from fate_airflow.deploy.party import (
     airflow_health,
     init_party,
     load_party_config,
+    party_secrets,
     process_pids,
     start_party,
     stop_party,
 )
-from fate_airflow.deploy.party import _secrets as party_secrets
 from fate_airflow.deploy.watch import DropFolderWatcher
 from fate_airflow.federation.config import load_gateway_config
 from fate_airflow.federation.grpc.server import GatewayServer
@@ -107,12 +107,19 @@ def _up(args: argparse.Namespace) -> int:
     cfg = load(args)
     init_party(cfg, migrate=True)
     start_party(cfg, config_path(args).resolve(), wait=args.wait)
+    print(up_message(cfg, show_password=args.show_password))
+    return 0
+
+
+def up_message(cfg: PartyConfig, *, show_password: bool = False) -> str:
+    """What ``party up`` prints: where the party answers and how to log in."""
     user, password = admin_credentials(cfg)
-    print(
-        f"party {cfg.party_id} is up: UI {cfg.api_url} (login {user} / {password}); gateway {cfg.gateway_address}; "
+    # Terminal output ends up in scrollback, CI logs and screen shares: the password only on request.
+    login = f"{user} / {password}" if show_password else f"{user}, password in {cfg.home / 'secrets.json'}"
+    return (
+        f"party {cfg.party_id} is up: UI {cfg.api_url} (login {login}); gateway {cfg.gateway_address}; "
         f"FATE-Flow API {cfg.flow_api_url}"
     )
-    return 0
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -189,6 +196,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_init)
     p = with_config(sub.add_parser("up", help="start Airflow and the gateway; wait until healthy"))
     p.add_argument("--wait", type=float, default=240.0, help="seconds to wait for health")
+    p.add_argument("--show-password", action="store_true", help="print the Airflow admin password too")
     p.set_defaults(func=_up)
     with_config(sub.add_parser("down", help="stop the party cleanly")).set_defaults(func=_down)
     with_config(sub.add_parser("status", help="health of the party's processes")).set_defaults(func=_status)

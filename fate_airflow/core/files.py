@@ -61,19 +61,33 @@ def atomic_directory(final: Path, fill: Callable[[Path], None], *, overwrite: bo
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file via a temporary sibling + fsync + rename (readers see old or new, never half)."""
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write a file via a temporary sibling + fsync + rename (readers see old or new, never half).
+
+    With ``mode`` (e.g. ``0o600`` for secrets) the temporary is created with exactly that mode,
+    whatever the umask, so the content is never readable by others, not even for an instant;
+    without it the process umask applies as for ``open``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex}"
     try:
-        with open(tmp, "wb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+        with os.fdopen(fd, "wb") as fh:
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)  # the umask may have narrowed it; never widened
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write a file only its owner may read (mode 0600 from creation, atomically replaced)."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=0o600)
 
 
 @contextmanager

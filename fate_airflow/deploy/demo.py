@@ -214,6 +214,8 @@ def bring_up(home: Path, *, job_name: str = "hetero_lr", out: TextIO = sys.stdou
     fed.init()
     fed.up()
     prepare(fed, job, say)
+    # The trigger command printed below must work at once: wait until the guest's Airflow holds the DAG.
+    fed.rest(GUEST).wait_dag(job.dag_id)
     for pid, cfg in fed.parties.items():
         user, password = admin_credentials(cfg)
         say(

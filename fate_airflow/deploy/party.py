@@ -62,6 +62,7 @@ import psutil
 import requests
 
 from fate_airflow.core.errors import ConfigError, SchedulingError
+from fate_airflow.core.files import write_secret
 from fate_airflow.core.types import validate_party_id
 from fate_airflow.federation.config import check_ptp_listen, is_loopback_host, read_document
 from fate_airflow.federation.pki import init_ca, issue_certificate
@@ -366,7 +367,7 @@ def write_party_config(cfg: PartyConfig, path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------- secrets and environment
-def _secrets(cfg: PartyConfig) -> dict[str, str]:
+def party_secrets(cfg: PartyConfig) -> dict[str, str]:
     """Per-party generated secrets, created once and kept in ``<home>/secrets.json`` (mode 600)."""
     path = cfg.home / "secrets.json"
     if path.exists():
@@ -377,15 +378,13 @@ def _secrets(cfg: PartyConfig) -> dict[str, str]:
         "jwt_secret": secrets.token_urlsafe(32),
         "api_secret_key": secrets.token_urlsafe(32),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
-    path.chmod(0o600)
+    write_secret(path, json.dumps(data, indent=2))
     return data
 
 
 def admin_credentials(cfg: PartyConfig) -> tuple[str, str]:
     """User name and password of the party's Airflow admin."""
-    return "admin", _secrets(cfg)["admin_password"]
+    return "admin", party_secrets(cfg)["admin_password"]
 
 
 def client_config_dict(cfg: PartyConfig) -> dict[str, Any]:
@@ -413,7 +412,7 @@ def client_config_dict(cfg: PartyConfig) -> dict[str, Any]:
 
 def airflow_env(cfg: PartyConfig) -> dict[str, str]:
     """Environment of every Airflow process of this party (airflow3.md §2.3: all ports and URLs)."""
-    sec = _secrets(cfg)
+    sec = party_secrets(cfg)
     api = cfg.api_url
     db = cfg.airflow.sql_alchemy_conn or f"sqlite:///{cfg.airflow_home / 'airflow.db'}"
     conn = {
@@ -495,9 +494,7 @@ def init_party(cfg: PartyConfig, *, migrate: bool = True) -> None:
     for folder in (cfg.airflow_home, cfg.data_dir, cfg.drop_folder, cfg.received_folder, cfg.run_dir):
         folder.mkdir(parents=True, exist_ok=True)
     user, password = admin_credentials(cfg)
-    passwords = cfg.airflow_home / "passwords.json"
-    passwords.write_text(json.dumps({user: password}))
-    passwords.chmod(0o600)
+    write_secret(cfg.airflow_home / "passwords.json", json.dumps({user: password}))
     if not cfg.insecure:
         if not cfg.ca_cert.exists():
             init_ca(cfg.party_id, cfg.ca_cert.parent)
@@ -512,9 +509,11 @@ def init_party(cfg: PartyConfig, *, migrate: bool = True) -> None:
     env = airflow_env(cfg)
     # `source party.env` gives a shell this party's Airflow, with the project's `airflow` on PATH.
     bin_dir = _shell_quote(str(Path(sys.executable).parent))
-    (cfg.home / "party.env").write_text(
+    # It holds the JWT and API secrets of the party's Airflow: owner-only, like secrets.json.
+    write_secret(
+        cfg.home / "party.env",
         "".join(f"export {k}={_shell_quote(v)}\n" for k, v in sorted(env.items()))
-        + f'export PATH={bin_dir}:"$PATH"\n'
+        + f'export PATH={bin_dir}:"$PATH"\n',
     )
     if migrate:
         _run_airflow(cfg, ["db", "migrate"], timeout=300)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from fate_airflow.core.errors import StorageError
-from fate_airflow.core.files import atomic_directory, atomic_write_bytes
+from fate_airflow.core.files import atomic_directory, atomic_write_bytes, write_secret
 from fate_airflow.core.paths import decode_component, encode_component, validate_identifier
 
 
@@ -17,6 +18,32 @@ def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
     atomic_write_bytes(target, b"two")
     assert target.read_bytes() == b"two"
     assert [p.name for p in target.parent.iterdir()] == ["f.json"]
+
+
+def test_a_secret_is_owner_only_from_its_first_byte_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "secrets.json"
+    target.write_text("old, world-readable")
+    target.chmod(0o644)
+    modes: list[int] = []
+    real_fsync = os.fsync
+
+    def watching_fsync(fd: int) -> None:
+        # The content is in the temporary now: nobody else may read it at this point already.
+        modes.append(os.fstat(fd).st_mode & 0o777)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watching_fsync)
+    old_umask = os.umask(0)
+    try:
+        write_secret(target, "s3cret")
+    finally:
+        os.umask(old_umask)
+    assert target.read_text() == "s3cret"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert modes and modes[0] == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secrets.json"]
 
 
 def test_a_failing_fill_leaves_the_old_directory(tmp_path: Path) -> None:

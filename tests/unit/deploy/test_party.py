@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from fate_airflow.cli.party import up_message
 from fate_airflow.core.errors import ConfigError
 from fate_airflow.deploy.party import (
     PartyConfig,
@@ -18,6 +20,7 @@ from fate_airflow.deploy.party import (
     gateway_config_dict,
     init_party,
     load_party_config,
+    party_secrets,
     write_party_config,
 )
 from fate_airflow.federation.config import GatewayConfig, load_gateway_config
@@ -127,6 +130,21 @@ def test_init_writes_certificates_and_a_loadable_gateway_config(tmp_path: Path) 
     assert oct((cfg.home / "secrets.json").stat().st_mode & 0o777) == "0o600"
 
 
+def test_every_file_holding_a_secret_is_owner_only_even_under_umask_0(tmp_path: Path) -> None:
+    cfg = PartyConfig.from_dict({"party_id": "9999"}, tmp_path)
+    old_umask = os.umask(0)
+    try:
+        init_party(cfg, migrate=False)
+    finally:
+        os.umask(old_umask)
+    env = (cfg.home / "party.env").read_text()
+    assert party_secrets(cfg)["jwt_secret"] in env  # why party.env is a secret too
+    for path in (cfg.home / "secrets.json", cfg.home / "party.env", cfg.airflow_home / "passwords.json"):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    keys = list(cfg.pki_dir.rglob("*.key")) + list(cfg.ca_cert.parent.glob("*.key"))
+    assert keys and all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
+
+
 def test_compose_party_configs_match_the_compose_file() -> None:
     compose = YAML(typ="safe").load((REPO_ROOT / "docker-compose.yaml").read_text())
     services = compose["services"]
@@ -141,3 +159,12 @@ def test_compose_party_configs_match_the_compose_file() -> None:
             assert address.split(":")[0] in services, peer
         assert f"{name}-gateway" in services and f"{name}-worker" in services
         assert f"deploy/compose/{name}.yaml" in services[f"{name}-gateway"]["command"]
+
+
+def test_party_up_names_the_password_file_and_prints_the_password_only_when_asked(tmp_path: Path) -> None:
+    cfg = PartyConfig.from_dict({"party_id": "9999"}, tmp_path)
+    password = party_secrets(cfg)["admin_password"]
+    quiet = up_message(cfg)
+    assert password not in quiet
+    assert str(cfg.home / "secrets.json") in quiet
+    assert f"admin / {password}" in up_message(cfg, show_password=True)
