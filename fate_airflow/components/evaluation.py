@@ -21,6 +21,7 @@ from sklearn import metrics as skm
 from fate_airflow.components.context import FateComponent, ResolvedData, TaskContext
 from fate_airflow.core.errors import ComponentError
 from fate_airflow.storage.table import Table
+from fate_airflow.tracking.board import binary_curves
 
 _EVAL_TYPES = {
     "binary": "binary",
@@ -90,16 +91,22 @@ class Evaluation(FateComponent):
             ctx.mark_pass("no labelled predictions at this party")
             return
         results: dict[str, dict[str, Any]] = {}
+        curves: dict[str, dict[str, Any]] = {}
         for item in usable:
             assert item.table is not None
             name = f"{item.ref.producer_task or item.ref.name}.{item.ref.output_key or item.ref.key}"
             results[name] = self._evaluate(ctx, item.table, eval_type, pos_label, label_name, predict_name)
             ctx.info("%s (%s): %s", name, eval_type, results[name])
+            if eval_type == "binary":
+                curves[name] = self._curves(item.table, pos_label, label_name, predict_name)
         if len(results) == 1:
             ctx.metrics.update(next(iter(results.values())))
         else:
             ctx.metrics.update(results)
         ctx.summary.update({"eval_type": eval_type, "inputs": list(results)})
+        if any(curves.values()):
+            # The board's ROC/K-S/lift/gain/PR charts, at ~100 thresholds (never the rows themselves).
+            ctx.summary["curves"] = curves
 
     @staticmethod
     def _has_predictions(table: Table, label_name: str | None) -> bool:
@@ -108,6 +115,17 @@ class Evaluation(FateComponent):
         return (
             label in columns and bool({"predict_score", "predict_result"} & columns) and len(table.frame) > 0
         )
+
+    @staticmethod
+    def _curves(
+        table: Table, pos_label: Any, label_name: str | None, predict_name: str | None
+    ) -> dict[str, Any]:
+        frame = table.frame
+        score_col = predict_name or "predict_score"
+        if score_col not in frame.columns:
+            return {}
+        label = frame[label_name or table.meta.label_column or "label"].to_numpy()
+        return binary_curves((label == pos_label).astype(int), frame[score_col].to_numpy(dtype=np.float64))
 
     @staticmethod
     def _evaluate(

@@ -130,6 +130,31 @@ class AirflowRestClient:
         resp = self.request("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}", ok=(200, 404))
         return None if resp.status_code == 404 else str(resp.json().get("state"))
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str) -> list[str] | None:
+        """The task's log, every try in order, one ``[LEVEL] event`` line per structured record.
+
+        None when the run has no such task; a try whose log Airflow cannot find is skipped.
+        """
+        base = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
+        resp = self.request("GET", base, ok=(200, 404))
+        if resp.status_code == 404:
+            return None
+        tries = int(resp.json().get("try_number") or 0)
+        lines: list[str] = []
+        for attempt in range(1, tries + 1):
+            got = self.request("GET", f"{base}/logs/{attempt}?full_content=true", ok=(200, 404))
+            if got.status_code != 200:
+                continue
+            content = got.json().get("content")
+            for entry in content if isinstance(content, list) else [content]:
+                if isinstance(entry, Mapping):
+                    event = str(entry.get("event", ""))
+                    level = str(entry.get("level", "")).upper()
+                    lines.append(f"[{level}] {event}" if level else event)
+                elif entry:
+                    lines.extend(str(entry).splitlines())
+        return lines
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """Task id → state of the run's task instances."""
         resp = self.request(
@@ -272,6 +297,10 @@ class AirflowRestEngine(WorkflowEngine):
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         """State of the run, or None."""
         return self.client.run_state(dag_id, run_id)
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str) -> list[str] | None:
+        """The task's log lines (see :meth:`AirflowRestClient.task_log`)."""
+        return self.client.task_log(dag_id, run_id, task_id)
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """Task id → state of the run's task instances."""

@@ -232,6 +232,26 @@ class RerunJob:
 
 
 @dataclass(frozen=True)
+class FetchTaskLog:
+    """Ask a party of a job for its log of one task (its last ``max_lines`` lines, all tries)."""
+
+    job_id: str
+    task_name: str
+    max_lines: int = 2000
+
+
+@dataclass(frozen=True)
+class TaskLog:
+    """A party's log of a task; ``found`` is False (with ``message``) when it has none to give."""
+
+    party_id: str
+    found: bool
+    lines: tuple[str, ...] = ()
+    message: str = ""
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
 class Ack:
     """Generic acknowledgement of a control command."""
 
@@ -239,8 +259,10 @@ class Ack:
     message: str = ""
 
 
-ControlCommand: TypeAlias = CreateJob | PrepareTask | ReportTaskStatus | QueryJob | StopJob | RerunJob
-ControlReply: TypeAlias = CreateJobReply | TaskStartDecision | Ack | JobView
+ControlCommand: TypeAlias = (
+    CreateJob | PrepareTask | ReportTaskStatus | QueryJob | StopJob | RerunJob | FetchTaskLog
+)
+ControlReply: TypeAlias = CreateJobReply | TaskStartDecision | Ack | JobView | TaskLog
 
 
 class CommandHandler(Protocol):
@@ -268,6 +290,9 @@ class CommandHandler(Protocol):
     def rerun_job(self, src_party_id: str, cmd: RerunJob) -> Ack:
         """Rerun tasks of a job (or ask the initiator to)."""
 
+    def fetch_task_log(self, src_party_id: str, cmd: FetchTaskLog) -> TaskLog:
+        """This party's log of a task, for a party of the same job."""
+
 
 def dispatch(handler: CommandHandler, src_party_id: str, cmd: ControlCommand) -> ControlReply:
     """Route a command to the matching :class:`CommandHandler` method (shared by all transports)."""
@@ -283,6 +308,8 @@ def dispatch(handler: CommandHandler, src_party_id: str, cmd: ControlCommand) ->
         return handler.stop_job(src_party_id, cmd)
     if isinstance(cmd, RerunJob):
         return handler.rerun_job(src_party_id, cmd)
+    if isinstance(cmd, FetchTaskLog):
+        return handler.fetch_task_log(src_party_id, cmd)
     raise TypeError(f"unknown control command {type(cmd).__name__}")
 
 
@@ -337,6 +364,7 @@ __all__ = [
     "CreateJobReply",
     "Federation",
     "FederationSession",
+    "FetchTaskLog",
     "JobStatus",
     "JobView",
     "PartyTaskView",
@@ -347,6 +375,7 @@ __all__ = [
     "RerunJob",
     "StartAction",
     "StopJob",
+    "TaskLog",
     "TaskPartyStatus",
     "TaskStartDecision",
     "TaskView",

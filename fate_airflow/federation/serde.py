@@ -22,6 +22,7 @@ from fate_airflow.federation.api import (
     ControlReply,
     CreateJob,
     CreateJobReply,
+    FetchTaskLog,
     JobStatus,
     JobView,
     PartyTaskView,
@@ -31,6 +32,7 @@ from fate_airflow.federation.api import (
     RerunJob,
     StartAction,
     StopJob,
+    TaskLog,
     TaskPartyStatus,
     TaskStartDecision,
     TaskView,
@@ -366,6 +368,17 @@ def rerun_job_from_proto(msg: control_pb2.RerunJob) -> RerunJob:
     return RerunJob(str(msg.job_id), tuple(str(t) for t in msg.task_names))
 
 
+def fetch_task_log_to_proto(cmd: FetchTaskLog) -> control_pb2.FetchTaskLog:
+    """:class:`FetchTaskLog` → wire."""
+    return control_pb2.FetchTaskLog(job_id=cmd.job_id, task_name=cmd.task_name, max_lines=cmd.max_lines)
+
+
+def fetch_task_log_from_proto(msg: control_pb2.FetchTaskLog) -> FetchTaskLog:
+    """Wire → :class:`FetchTaskLog` (a non-positive line count means the default)."""
+    lines = int(msg.max_lines)
+    return FetchTaskLog(str(msg.job_id), str(msg.task_name), lines if lines > 0 else 2000)
+
+
 _COMMANDS: tuple[tuple[str, type[Any], Callable[[Any], Any], Callable[[Any], Any]], ...] = (
     ("create_job", CreateJob, create_job_to_proto, create_job_from_proto),
     ("prepare_task", PrepareTask, prepare_task_to_proto, prepare_task_from_proto),
@@ -373,6 +386,7 @@ _COMMANDS: tuple[tuple[str, type[Any], Callable[[Any], Any], Callable[[Any], Any
     ("query_job", QueryJob, query_job_to_proto, query_job_from_proto),
     ("stop_job", StopJob, stop_job_to_proto, stop_job_from_proto),
     ("rerun_job", RerunJob, rerun_job_to_proto, rerun_job_from_proto),
+    ("fetch_task_log", FetchTaskLog, fetch_task_log_to_proto, fetch_task_log_from_proto),
 )
 
 
@@ -433,6 +447,28 @@ def ack_to_proto(reply: Ack) -> control_pb2.Ack:
 def ack_from_proto(msg: control_pb2.Ack) -> Ack:
     """Wire → :class:`Ack`."""
     return Ack(bool(msg.ok), str(msg.message))
+
+
+def task_log_to_proto(reply: TaskLog) -> control_pb2.TaskLog:
+    """:class:`TaskLog` → wire."""
+    return control_pb2.TaskLog(
+        party_id=reply.party_id,
+        found=reply.found,
+        lines=list(reply.lines),
+        message=reply.message,
+        truncated=reply.truncated,
+    )
+
+
+def task_log_from_proto(msg: control_pb2.TaskLog) -> TaskLog:
+    """Wire → :class:`TaskLog`."""
+    return TaskLog(
+        _party_id(str(msg.party_id), "party_id"),
+        bool(msg.found),
+        tuple(str(line) for line in msg.lines),
+        str(msg.message),
+        bool(msg.truncated),
+    )
 
 
 def party_task_view_to_proto(view: PartyTaskView) -> control_pb2.PartyTaskView:
@@ -510,6 +546,7 @@ _REPLIES: tuple[tuple[str, type[Any], Callable[[Any], Any], Callable[[Any], Any]
     ("task_start_decision", TaskStartDecision, task_start_decision_to_proto, task_start_decision_from_proto),
     ("ack", Ack, ack_to_proto, ack_from_proto),
     ("job_view", JobView, job_view_to_proto, job_view_from_proto),
+    ("task_log", TaskLog, task_log_to_proto, task_log_from_proto),
 )
 
 
@@ -540,6 +577,7 @@ EXPECTED_REPLY: dict[type[Any], type[Any]] = {
     QueryJob: JobView,
     StopJob: Ack,
     RerunJob: Ack,
+    FetchTaskLog: TaskLog,
 }
 
 

@@ -44,6 +44,10 @@ class WorkflowEngine(ABC):
     def clear_tasks(self, dag_id: str, run_id: str, task_ids: tuple[str, ...]) -> None:
         """Clear ``task_ids`` (exactly those) so they run again; the run becomes active again."""
 
+    @abstractmethod
+    def task_log(self, dag_id: str, run_id: str, task_id: str) -> list[str] | None:
+        """The task's log lines, every try in order; None if the run has no such task."""
+
 
 @dataclass
 class _Run:
@@ -62,6 +66,8 @@ class InMemoryEngine(WorkflowEngine):
         self.runs: dict[tuple[str, str], _Run] = {}
         #: When set, every call raises it (an unreachable Airflow).
         self.broken: Exception | None = None
+        #: (dag id, run id, task id) → log lines, as a test writes them.
+        self.logs: dict[tuple[str, str, str], list[str]] = {}
 
     def _check(self) -> None:
         if self.broken is not None:
@@ -113,6 +119,14 @@ class InMemoryEngine(WorkflowEngine):
             for name in task_ids:
                 run.tasks[name] = None
             run.state = "running"
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str) -> list[str] | None:
+        """The lines a test recorded; None when the run or task does not exist."""
+        self._check()
+        run = self.runs.get((dag_id, run_id))
+        if run is None or task_id not in run.tasks:
+            return None
+        return list(self.logs.get((dag_id, run_id, task_id), []))
 
 
 __all__ = ["FINISHED_TI_STATES", "InMemoryEngine", "WorkflowEngine"]

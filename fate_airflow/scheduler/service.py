@@ -36,6 +36,7 @@ from fate_airflow.federation.api import (
     ControlClient,
     CreateJob,
     CreateJobReply,
+    FetchTaskLog,
     JobStatus,
     JobView,
     PartyTaskView,
@@ -44,6 +45,7 @@ from fate_airflow.federation.api import (
     ReportTaskStatus,
     RerunJob,
     StopJob,
+    TaskLog,
     TaskStartDecision,
     TaskView,
 )
@@ -657,6 +659,38 @@ class PartyService:
             return False
         self._begin_rerun(job, tasks)
         return True
+
+    # ------------------------------------------------------------------ logs
+    def fetch_task_log(self, src_party_id: str, cmd: FetchTaskLog) -> TaskLog:
+        """This party's log of a task, for itself or another party of the same job.
+
+        A party outside the job learns nothing, not even whether the job exists (the same answer
+        as for an unknown job). The last ``max_lines`` lines are sent; ``truncated`` says so.
+        """
+        unknown = TaskLog(self.party_id, False, message=f"party {self.party_id} has no job {cmd.job_id}")
+        job = self.store.get_job(cmd.job_id)
+        if job is None:
+            return unknown
+        plan = JobPlan.from_dict(job.plan)
+        if src_party_id != self.party_id and src_party_id not in plan.party_ids:
+            log.warning(
+                "job %s: party %s asked for a log but is not a party of the job", job.job_id, src_party_id
+            )
+            return unknown
+        if cmd.task_name not in {t.name for t in plan.tasks}:
+            return TaskLog(self.party_id, False, message=f"job {cmd.job_id} has no task {cmd.task_name}")
+        try:
+            lines = self.engine.task_log(job.dag_id, job.job_id, cmd.task_name)
+        except Exception as exc:  # an unreachable Airflow is an answer too, not a failed call
+            return TaskLog(
+                self.party_id, False, message=f"party {self.party_id} cannot read its Airflow: {exc}"
+            )
+        if lines is None:
+            return TaskLog(
+                self.party_id, False, message=f"task {cmd.task_name} has not run at party {self.party_id}"
+            )
+        keep = max(1, cmd.max_lines)
+        return TaskLog(self.party_id, True, tuple(lines[-keep:]), truncated=len(lines) > keep)
 
     # ------------------------------------------------------------------ query
     def query_job(self, src_party_id: str, cmd: QueryJob) -> JobView:

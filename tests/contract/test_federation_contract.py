@@ -25,6 +25,7 @@ from fate_airflow.federation.api import (
     CreateJobReply,
     Federation,
     FederationSession,
+    FetchTaskLog,
     JobView,
     PartyTaskView,
     PrepareTask,
@@ -32,6 +33,7 @@ from fate_airflow.federation.api import (
     ReportTaskStatus,
     RerunJob,
     StopJob,
+    TaskLog,
     TaskStartDecision,
     TaskView,
 )
@@ -101,6 +103,11 @@ class RecordingHandler:
     def rerun_job(self, src_party_id: str, cmd: RerunJob) -> Ack:
         self.calls.append((src_party_id, cmd))
         return Ack(False, "nothing to rerun")
+
+    def fetch_task_log(self, src_party_id: str, cmd: FetchTaskLog) -> TaskLog:
+        self.calls.append((src_party_id, cmd))
+        lines = tuple(f"[INFO] line {i} of {cmd.task_name} at {self.party_id}" for i in range(3))
+        return TaskLog(self.party_id, True, lines[-cmd.max_lines :], truncated=cmd.max_lines < 3)
 
 
 class World(ABC):
@@ -349,8 +356,18 @@ class FederationContract:
             ),
             (StopJob("j1", "canceled", "user asked"), Ack(True, "stopping")),
             (RerunJob("j1", ("reader_0", "lr_0")), Ack(False, "nothing to rerun")),
+            (
+                FetchTaskLog("j1", "lr_0", max_lines=2),
+                TaskLog(
+                    "10000",
+                    True,
+                    ("[INFO] line 1 of lr_0 at 10000", "[INFO] line 2 of lr_0 at 10000"),
+                    "",
+                    True,
+                ),
+            ),
         ],
-        ids=["create_job", "prepare_task", "report_task_status", "stop_job", "rerun_job"],
+        ids=["create_job", "prepare_task", "report_task_status", "stop_job", "rerun_job", "fetch_task_log"],
     )
     def test_control_commands_round_trip(self, world: World, cmd: Any, expected: Any) -> None:
         handler = world.handlers["10000"]

@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 
@@ -871,27 +870,9 @@ class FlowApi:
             dag_id = api_job.dag_id if api_job else ""
         if not dag_id:
             raise FlowApiError(ReturnCode.JOB_NOT_FOUND, f"job {job_id} not found at party {self.party_id}")
-        client = self.engine.client
-        base = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(job_id, safe='')}/taskInstances"
-        resp = client.request("GET", f"{base}/{quote(task_name, safe='')}", ok=(200, 404))
-        if resp.status_code == 404:
+        lines = self.engine.task_log(dag_id, job_id, task_name)
+        if lines is None:
             raise FlowApiError(ReturnCode.TASK_NOT_FOUND, f"task {task_name} of job {job_id} not found")
-        tries = int(resp.json().get("try_number") or 0)
-        lines: list[str] = []
-        for attempt in range(1, tries + 1):
-            got = client.request(
-                "GET", f"{base}/{quote(task_name, safe='')}/logs/{attempt}?full_content=true", ok=(200, 404)
-            )
-            if got.status_code != 200:
-                continue
-            content = got.json().get("content")
-            for entry in content if isinstance(content, list) else [content]:
-                if isinstance(entry, Mapping):
-                    event = str(entry.get("event", ""))
-                    level = str(entry.get("level", "")).upper()
-                    lines.append(f"[{level}] {event}" if level else event)
-                elif entry:
-                    lines.extend(str(entry).splitlines())
         return lines
 
     def _log_lines(self, params: Mapping[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ from fate_airflow.federation.api import (
     Ack,
     CreateJob,
     CreateJobReply,
+    FetchTaskLog,
     JobView,
     PartyTaskView,
     PrepareTask,
@@ -19,6 +20,7 @@ from fate_airflow.federation.api import (
     ReportTaskStatus,
     RerunJob,
     StopJob,
+    TaskLog,
     TaskStartDecision,
     TaskView,
 )
@@ -36,8 +38,11 @@ COMMANDS: list[Any] = [
     StopJob("j", "timeout", "too slow"),
     RerunJob("j", ("a", "b")),
     RerunJob("j", ()),
+    FetchTaskLog("j", "lr_0", 50),
 ]
 REPLIES: list[Any] = [
+    TaskLog("10000", True, ("[INFO] a", "[ERROR] b"), "", True),
+    TaskLog("10000", False, (), "no such job"),
     CreateJobReply(False, "no"),
     TaskStartDecision("abort", 0, "stopped"),
     TaskStartDecision("start", 7),

@@ -12,11 +12,13 @@ from fate_airflow.core.types import Party
 from fate_airflow.dsl.plan import JobPlan, PartyTask, TaskPlan
 from fate_airflow.federation.api import (
     CreateJob,
+    FetchTaskLog,
     PrepareTask,
     QueryJob,
     ReportTaskStatus,
     RerunJob,
     StopJob,
+    TaskLog,
 )
 from fate_airflow.federation.inmemory import InMemoryControlNetwork
 from fate_airflow.scheduler.engine import InMemoryEngine
@@ -412,3 +414,30 @@ def test_a_party_cannot_speak_for_another(fed: Federation2) -> None:
     d = fed.guest.prepare_task(HOST, PrepareTask(JOB, "reader_0", GUEST))
     assert d.action == "abort"
     assert not fed.guest.report_task_status(HOST, ReportTaskStatus(JOB, "reader_0", 0, GUEST, "failed")).ok
+
+
+def test_a_party_of_the_job_reads_another_partys_task_log_and_an_outsider_learns_nothing(
+    fed: Federation2,
+) -> None:
+    submit(fed)
+    fed.drain()
+    lines = [f"[INFO] epoch {i}" for i in range(5)] + ["[ERROR] host-side failure"]
+    fed.host_engine.logs[(DAG, JOB, "lr_0")] = lines
+    guest = fed.net.client(GUEST)
+    got = guest.call(HOST, FetchTaskLog(JOB, "lr_0", max_lines=3))
+    assert got == TaskLog(HOST, True, tuple(lines[-3:]), truncated=True)
+    whole = guest.call(HOST, FetchTaskLog(JOB, "lr_0"))
+    assert isinstance(whole, TaskLog) and whole.lines == tuple(lines) and not whole.truncated
+    assert "has no task nope" in fed.host.fetch_task_log(GUEST, FetchTaskLog(JOB, "nope")).message
+    # A party outside the job gets the answer of an unknown job, not the log.
+    outsider = fed.host.fetch_task_log("8888", FetchTaskLog(JOB, "lr_0"))
+    assert not outsider.found and outsider.lines == ()
+    unknown = fed.host.fetch_task_log(GUEST, FetchTaskLog("other-job", "lr_0"))
+    assert outsider.message == unknown.message.replace("other-job", JOB)
+    # Airflow unreachable: an answer naming the party, not a failed call.
+    fed.host_engine.broken = ConnectionError("api-server down")
+    down = guest.call(HOST, FetchTaskLog(JOB, "lr_0"))
+    assert (
+        isinstance(down, TaskLog) and not down.found and "party 10000 cannot read its Airflow" in down.message
+    )
+    fed.host_engine.broken = None

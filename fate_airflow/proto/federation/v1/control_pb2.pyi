@@ -330,6 +330,65 @@ class RerunJob(_message.Message):
 Global___RerunJob: _TypeAlias = RerunJob  # noqa: Y015
 
 @_typing.final
+class FetchTaskLog(_message.Message):
+    """A task's log lines at the receiving party (the job page shows every party's log)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    TASK_NAME_FIELD_NUMBER: _builtins.int
+    MAX_LINES_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    task_name: _builtins.str
+    max_lines: _builtins.int
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        task_name: _builtins.str = ...,
+        max_lines: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "max_lines", b"max_lines", "task_name", b"task_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchTaskLog: _TypeAlias = FetchTaskLog  # noqa: Y015
+
+@_typing.final
+class TaskLog(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTY_ID_FIELD_NUMBER: _builtins.int
+    FOUND_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    party_id: _builtins.str
+    found: _builtins.bool
+    message: _builtins.str
+    truncated: _builtins.bool
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        party_id: _builtins.str = ...,
+        found: _builtins.bool = ...,
+        lines: _abc.Iterable[_builtins.str] | None = ...,
+        message: _builtins.str = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["found", b"found", "lines", b"lines", "message", b"message", "party_id", b"party_id", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskLog: _TypeAlias = TaskLog  # noqa: Y015
+
+@_typing.final
 class Ack(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -362,6 +421,7 @@ class ControlRequest(_message.Message):
     QUERY_JOB_FIELD_NUMBER: _builtins.int
     STOP_JOB_FIELD_NUMBER: _builtins.int
     RERUN_JOB_FIELD_NUMBER: _builtins.int
+    FETCH_TASK_LOG_FIELD_NUMBER: _builtins.int
     dst_party_id: _builtins.str
     """The party whose handler must answer."""
     @_builtins.property
@@ -376,6 +436,8 @@ class ControlRequest(_message.Message):
     def stop_job(self) -> Global___StopJob: ...
     @_builtins.property
     def rerun_job(self) -> Global___RerunJob: ...
+    @_builtins.property
+    def fetch_task_log(self) -> Global___FetchTaskLog: ...
     def __init__(
         self,
         *,
@@ -386,12 +448,13 @@ class ControlRequest(_message.Message):
         query_job: Global___QueryJob | None = ...,
         stop_job: Global___StopJob | None = ...,
         rerun_job: Global___RerunJob | None = ...,
+        fetch_task_log: Global___FetchTaskLog | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_job", b"create_job", "prepare_task", b"prepare_task", "query_job", b"query_job", "report_task_status", b"report_task_status", "rerun_job", b"rerun_job", "stop_job", b"stop_job"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_job", b"create_job", "fetch_task_log", b"fetch_task_log", "prepare_task", b"prepare_task", "query_job", b"query_job", "report_task_status", b"report_task_status", "rerun_job", b"rerun_job", "stop_job", b"stop_job"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_job", b"create_job", "dst_party_id", b"dst_party_id", "prepare_task", b"prepare_task", "query_job", b"query_job", "report_task_status", b"report_task_status", "rerun_job", b"rerun_job", "stop_job", b"stop_job"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "create_job", b"create_job", "dst_party_id", b"dst_party_id", "fetch_task_log", b"fetch_task_log", "prepare_task", b"prepare_task", "query_job", b"query_job", "report_task_status", b"report_task_status", "rerun_job", b"rerun_job", "stop_job", b"stop_job"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["create_job", "prepare_task", "report_task_status", "query_job", "stop_job", "rerun_job"]  # noqa: Y015
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["create_job", "prepare_task", "report_task_status", "query_job", "stop_job", "rerun_job", "fetch_task_log"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
 
@@ -405,6 +468,7 @@ class ControlResponse(_message.Message):
     TASK_START_DECISION_FIELD_NUMBER: _builtins.int
     ACK_FIELD_NUMBER: _builtins.int
     JOB_VIEW_FIELD_NUMBER: _builtins.int
+    TASK_LOG_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def create_job_reply(self) -> Global___CreateJobReply: ...
     @_builtins.property
@@ -413,6 +477,8 @@ class ControlResponse(_message.Message):
     def ack(self) -> Global___Ack: ...
     @_builtins.property
     def job_view(self) -> Global___JobView: ...
+    @_builtins.property
+    def task_log(self) -> Global___TaskLog: ...
     def __init__(
         self,
         *,
@@ -420,12 +486,13 @@ class ControlResponse(_message.Message):
         task_start_decision: Global___TaskStartDecision | None = ...,
         ack: Global___Ack | None = ...,
         job_view: Global___JobView | None = ...,
+        task_log: Global___TaskLog | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "create_job_reply", b"create_job_reply", "job_view", b"job_view", "reply", b"reply", "task_start_decision", b"task_start_decision"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "create_job_reply", b"create_job_reply", "job_view", b"job_view", "reply", b"reply", "task_log", b"task_log", "task_start_decision", b"task_start_decision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "create_job_reply", b"create_job_reply", "job_view", b"job_view", "reply", b"reply", "task_start_decision", b"task_start_decision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "create_job_reply", b"create_job_reply", "job_view", b"job_view", "reply", b"reply", "task_log", b"task_log", "task_start_decision", b"task_start_decision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_reply: _TypeAlias = _typing.Literal["create_job_reply", "task_start_decision", "ack", "job_view"]  # noqa: Y015
+    _WhichOneofReturnType_reply: _TypeAlias = _typing.Literal["create_job_reply", "task_start_decision", "ack", "job_view", "task_log"]  # noqa: Y015
     _WhichOneofArgType_reply: _TypeAlias = _typing.Literal["reply", b"reply"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_reply) -> _WhichOneofReturnType_reply | None: ...
 
