@@ -106,6 +106,8 @@ def build_job_dag(
         plan.stage,
     ]
     tags += _party_roles(plan, party_id)
+    # The job list filters by party through these tags (one query, no plan parsing per run).
+    tags += [f"party:{p.party_id}" for p in plan.parties]
     if received_from:
         tags.append(f"from:{received_from}")
     initiator = f"{plan.initiator.role} {plan.initiator.party_id}"

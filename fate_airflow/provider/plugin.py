@@ -1,67 +1,115 @@
-"""The FATE plugin: a jobs view inside the Airflow UI (no second dashboard to run).
+"""The FATE plugin: a FATE-Board-class job view inside the Airflow UI (no second dashboard to run).
 
-Mounted in the api-server at ``/fate`` (FastAPI) and shown in the UI as an external view:
+Mounted in the api-server at ``/fate`` (a FastAPI app) and shown in the UI as two external views:
+Browse → "FATE jobs", and a "FATE job" tab on every DAG run.
 
-* ``/fate/jobs`` — the federated jobs of this party (DAG runs of FATE DAGs) with their state;
-* ``/fate/jobs/{dag_id}/{run_id}`` — one job: the parties × tasks status matrix as the initiator sees
-  it (asked through this party's gateway), task versions, errors, and this party's metrics and
-  output references (from XCom);
-* ``/fate/api/jobs/{run_id}`` — the same matrix as JSON;
-* ``/fate/invalid`` — job files in the drop folder that do not plan, with their errors.
+* ``/fate/jobs`` — the federated jobs of this party, filtered by status, DAG, party and dates;
+* ``/fate/jobs/{dag_id}/{run_id}`` — one job: its component graph with live status per party, the
+  status matrix as the initiator sees it, timing, stop and rerun (the same coordination as the CLI),
+  and per component its parameters, metrics as charts, summaries and model views as tables, links to
+  its output data and to the log of every party (fetched through the gateways);
+* ``.../logs/{task}``, ``.../data/{task}/{role}/{key}``, ``.../delete`` — those pages;
+* ``/fate/api/jobs/{run_id}`` — the status matrix as JSON; ``/fate/invalid`` — job files that do not plan.
 
-Every page requires an Airflow login (token or the UI's session cookie).
+Why server-rendered HTML with inline SVG rather than a React app: every chart is computed from data
+the server already holds (tracking records, stores), the page needs no build step or bundled
+JavaScript library, works offline by construction, and its content can be asserted in tests; the
+one asset, a stylesheet, is served by the plugin itself.
+
+Every page requires an Airflow login; stop, rerun, logs and deletion also check Airflow's DAG-run,
+task-log and delete permissions for the job's DAG.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from airflow.api_fastapi.core_api.security import GetUserDep
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.configuration import conf
 from airflow.models.dag import DagModel, DagTag
 from airflow.models.dagrun import DagRun
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
 from airflow.plugins_manager import AirflowPlugin
 from airflow.utils.session import create_session
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from fate_airflow.core.errors import FateAirflowError
-from fate_airflow.federation.api import JobView, initiator_view
+from fate_airflow.core.types import Party
+from fate_airflow.dsl.plan import JobPlan
+from fate_airflow.federation.api import (
+    Ack,
+    FetchTaskLog,
+    JobView,
+    QueryJob,
+    RerunJob,
+    StopJob,
+    TaskLog,
+    initiator_view,
+)
+from fate_airflow.provider.board_page import (
+    BOARD_CSS,
+    JobPageData,
+    LocalTask,
+    RunRow,
+    confirm_delete_page,
+    data_page,
+    job_list,
+    job_page,
+    logs_page,
+    page,
+)
 from fate_airflow.provider.hooks.federation import FederationHook
+from fate_airflow.storage.artifacts import ArtifactStore
+from fate_airflow.tracking.board import model_panels, table
+from fate_airflow.tracking.metrics import MetricsStore
+from fate_airflow.tracking.model_store import ModelKey, ModelStore
 
 log = logging.getLogger(__name__)
 
 app = FastAPI(title="FATE jobs", description="Federated jobs tracked in Airflow's metadata")
 
-_STYLE = """<style>body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;vertical-align:top}th{background:#f3f3f3}
-.success{background:#d4f4d4}.failed,.timeout{background:#f8d0d0}.canceled{background:#eee}.running{background:#d6e9fb}
-.pass{color:#888}.waiting,.ready{background:#fff8d6}code{font-size:12px}</style>"""
+
+#: Rows of an output table shown in the preview, and per page.
+PREVIEW_ROWS, PAGE_ROWS = 100, 20
 
 
-def _page(title: str, body: str) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{_STYLE}</head><body>{body}</body></html>"
-    )
+def _root(request: Request) -> str:
+    # Links are absolute under the plugin's mount point: relative ones resolve against "/fate/jobs"
+    # (or "/fate/jobs/") differently and led users to a 404.
+    return str(request.scope.get("root_path") or "").rstrip("/")
+
+
+def _html(title: str, body: str, request: Request) -> HTMLResponse:
+    return HTMLResponse(page(title, body, _root(request)))
 
 
 def _fate_dag_ids(session: Any, tag: str = "fate") -> list[str]:
     return list(session.scalars(select(DagTag.dag_id).where(DagTag.name == tag)))
 
 
-def query_initiator(run_id: str) -> JobView:
-    """The job as the initiator sees it (asked through this party's gateway)."""
-    client = FederationHook().control_client()
+def _control() -> Any:
+    return FederationHook().control_client()
+
+
+def _with_control(call: Callable[[Any], Any]) -> Any:
+    client = _control()
     try:
-        return initiator_view(client, run_id)
+        return call(client)
     finally:
         client.close()
+
+
+def query_initiator(run_id: str) -> JobView:
+    """The job as the initiator sees it (asked through this party's gateway)."""
+    return _with_control(lambda client: initiator_view(client, run_id))  # type: ignore[no-any-return]
 
 
 def job_view_dict(view: JobView) -> dict[str, Any]:
@@ -90,41 +138,159 @@ def job_view_dict(view: JobView) -> dict[str, Any]:
     }
 
 
+def _data_dir() -> str:
+    value = conf.get("fate", "data_dir", fallback=None)
+    if not value:
+        raise HTTPException(
+            status_code=500, detail="this Airflow has no [fate] data_dir; run `fate-airflow party init`"
+        )
+    return str(value)
+
+
+def _party_id() -> str:
+    return str(conf.get("fate", "party_id", fallback="") or "")
+
+
+# ----------------------------------------------------------------------------- static
+@app.get("/static/board.css")
+def board_css() -> Response:
+    """The board's stylesheet (served here: the pages load nothing from elsewhere)."""
+    return Response(BOARD_CSS, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+
+# ----------------------------------------------------------------------------- job list
+def _day(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    except ValueError:
+        raise HTTPException(status_code=400, detail=f"{name}: not a date (YYYY-MM-DD): {value!r}") from None
+
+
 @app.get("/jobs", response_class=HTMLResponse)
-def jobs_page(user: GetUserDep, request: Request) -> HTMLResponse:
-    """Federated jobs of this party, newest first."""
-    # Links are absolute under the plugin's mount point: relative ones resolve against "/fate/jobs"
-    # (or "/fate/jobs/") differently and led users to a 404.
-    root = str(request.scope.get("root_path") or "").rstrip("/")
+def jobs_page(
+    user: GetUserDep,
+    request: Request,
+    status: str = "",
+    dag: str = "",
+    party: str = "",
+    since: str = "",
+    until: str = "",
+) -> HTMLResponse:
+    """Federated jobs of this party, newest first, filtered by status, DAG, party and start date."""
+    start, end = _day(since, "since"), _day(until, "until")
     with create_session() as session:
         dag_ids = _fate_dag_ids(session)
-        runs = session.scalars(
-            select(DagRun).where(DagRun.dag_id.in_(dag_ids)).order_by(DagRun.id.desc()).limit(200)
-        ).all()
+        if party:
+            with_party = set(_fate_dag_ids(session, f"party:{party}"))
+            wanted = [d for d in dag_ids if d in with_party]
+        else:
+            wanted = dag_ids
+        if dag:
+            wanted = [d for d in wanted if dag in d]
+        query = select(DagRun).where(DagRun.dag_id.in_(wanted))
+        if status:
+            query = query.where(DagRun.state == status)
+        if start is not None:
+            query = query.where(DagRun.start_date >= start)
+        if end is not None:
+            query = query.where(DagRun.start_date < end.replace(hour=23, minute=59, second=59))
+        runs = session.scalars(query.order_by(DagRun.id.desc()).limit(500)).all()
+        tags: dict[str, list[str]] = {}
+        for dag_id, name in session.execute(
+            select(DagTag.dag_id, DagTag.name).where(DagTag.dag_id.in_({r.dag_id for r in runs}))
+        ):
+            if name.startswith("party:"):
+                tags.setdefault(dag_id, []).append(name.removeprefix("party:"))
         rows = [
-            f"<tr class='{html.escape(str(r.state))}'><td>{html.escape(r.dag_id)}</td>"
-            f"<td><a href='{root}/jobs/{quote(r.dag_id)}/{quote(r.run_id, safe='')}'>{html.escape(r.run_id)}</a></td>"
-            f"<td>{html.escape(str(r.state))}</td><td>{html.escape(str(r.start_date or ''))}</td></tr>"
+            RunRow(
+                r.dag_id,
+                r.run_id,
+                str(r.state),
+                r.start_date,
+                r.end_date,
+                tuple(sorted(tags.get(r.dag_id, []))),
+            )
             for r in runs
         ]
-    body = (
-        f"<h2>FATE jobs at this party</h2><p><a href='{root}/invalid'>invalid job files</a></p>"
-        "<table><tr><th>DAG</th><th>job id (run id)</th><th>local state</th><th>started</th></tr>"
-        + "".join(rows)
-        + "</table>"
-    )
-    return _page("FATE jobs", body)
+    filters = {"status": status, "dag": dag, "party": party, "since": since, "until": until}
+    return _html("FATE jobs", job_list(rows, filters, sorted(dag_ids), _root(request)), request)
 
 
-@app.get("/jobs/{dag_id}/{run_id}", response_class=HTMLResponse)
-def job_page(dag_id: str, run_id: str, user: GetUserDep) -> HTMLResponse:
-    """One job: the parties × tasks matrix and this party's tracking records."""
+# ----------------------------------------------------------------------------- job page
+def _job_base(request: Request, dag_id: str, run_id: str) -> str:
+    return f"{_root(request)}/jobs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
+
+
+def _models_and_data(
+    run_id: str, plan: JobPlan, party_id: str, records: Mapping[str, Any]
+) -> tuple[dict[str, list[Any]], dict[str, list[tuple[str, str, int]]]]:
+    """Model views and data-output links of the components that ran here (from the output indexes)."""
+    artifacts = ArtifactStore.local(_data_dir())
+    models = ModelStore(_data_dir())
+    model_views: dict[str, list[Any]] = {}
+    data: dict[str, list[tuple[str, str, int]]] = {}
+    for task in plan.tasks:
+        if task.name not in records:
+            continue
+        for pt in task.parties:
+            if pt.party.party_id != party_id:
+                continue
+            index = artifacts.read_index(run_id, task.name, pt.party)
+            if index is None:
+                continue
+            for rec in index.outputs:
+                if rec.empty:
+                    continue
+                if rec.kind == "model":
+                    try:
+                        stored = models.load(ModelKey.parse(rec.uri))
+                    except FateAirflowError as exc:
+                        log.warning("model %s of %s: %s", rec.uri, task.name, exc)
+                        continue
+                    arrays = {k: v for k, v in stored.arrays.items() if not k.startswith("fate_model_dir__")}
+                    model_views.setdefault(task.name, []).extend(model_panels(rec.key, stored.params, arrays))
+                elif rec.kind == "data":
+                    rows = _rows_of(records.get(task.name), pt.party.role, rec.key)
+                    data.setdefault(task.name, []).append((pt.party.role, rec.key, rows))
+    return model_views, data
+
+
+def _rows_of(record: Any, role: str, key: str) -> int:
+    """Row count of an output from the task's summary when it says so (reading the table costs more)."""
     try:
-        view = query_initiator(run_id)
-        fed_error = ""
+        summary = record["roles"][role].get("summary") or {}
+    except (KeyError, TypeError, AttributeError):
+        return -1
+    for name in (f"{key}_rows", "rows", "output_rows"):
+        if isinstance(summary.get(name), int):
+            return int(summary[name])
+    return -1
+
+
+def gather_job(dag_id: str, run_id: str, party_id: str) -> JobPageData:
+    """Everything the job page shows: the initiator's view, this party's plan, tasks and records."""
+    fed_error = ""
+    plan: JobPlan | None = None
+    view = JobView(run_id, found=False)
+    try:
+        client = _control()
+        try:
+            local = client.call(client.local_party_id, QueryJob(run_id), timeout=10.0)
+            view = initiator_view(client, run_id)
+        finally:
+            client.close()
+        if isinstance(local, JobView) and local.found and local.detail.get("plan"):
+            plan = JobPlan.from_dict(local.detail["plan"])
+        if isinstance(local, JobView) and local.found and not view.found:
+            view = local
     except FateAirflowError as exc:
-        view, fed_error = JobView(run_id, found=False), str(exc)
+        fed_error = str(exc)
     with create_session() as session:
+        run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).first()
+        if run is None:
+            raise HTTPException(status_code=404, detail=f"DAG {dag_id} has no run {run_id} at this party")
         tis = session.scalars(
             select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
         ).all()
@@ -133,44 +299,202 @@ def job_page(dag_id: str, run_id: str, user: GetUserDep) -> HTMLResponse:
                 XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "fate"
             )
         ).all()
-    local = {ti.task_id: str(ti.state) for ti in tis}
-    records = {x.task_id: XComModel.deserialize_value(x) for x in xcoms}
-    parts = [f"<h2>Job <code>{html.escape(run_id)}</code></h2><p>DAG {html.escape(dag_id)}</p>"]
-    if fed_error:
-        parts.append(f"<p class='failed'>cannot reach the party gateway: {html.escape(fed_error)}</p>")
-    if view.found:
-        parts.append(
-            f"<p class='{html.escape(view.status)}'>federated status: <b>{html.escape(view.status)}</b> "
-            f"(initiator {html.escape(view.initiator_party_id)}) {html.escape(view.reason)}</p>"
-        )
-        party_ids = [c.party_id for c in view.tasks[0].parties] if view.tasks else []
-        head = "".join(f"<th>party {html.escape(p)}</th>" for p in party_ids)
-        parts.append(f"<table><tr><th>component</th><th>version</th><th>status</th>{head}</tr>")
-        for t in view.tasks:
-            cells = "".join(
-                f"<td class='{html.escape(c.status)}'>{html.escape(c.status)} <small>{html.escape('/'.join(c.roles))}</small>"
-                + (f"<br><small>{html.escape(c.error)}</small>" if c.error else "")
-                + "</td>"
-                for c in t.parties
+        records = {x.task_id: XComModel.deserialize_value(x) for x in xcoms}
+        local_tasks = {
+            ti.task_id: LocalTask(
+                str(ti.state or ""),
+                ti.start_date,
+                ti.end_date,
+                int(ti.try_number or 0),
+                records.get(ti.task_id),
             )
-            parts.append(
-                f"<tr><td>{html.escape(t.task_name)}</td><td>{t.task_version}</td>"
-                f"<td class='{html.escape(t.status)}'>{html.escape(t.status)}</td>{cells}</tr>"
-            )
-        parts.append("</table>")
-    parts.append(
-        "<h3>This party</h3><table><tr><th>component</th><th>Airflow state</th><th>tracking record</th></tr>"
+            for ti in tis
+        }
+        run_state = str(run.state)
+    data = JobPageData(dag_id, run_id, party_id, view, plan, local_tasks, run_state, fed_error)
+    if plan is not None:
+        data.models, data.data_outputs = _models_and_data(run_id, plan, party_id, records)
+    return data
+
+
+@app.get("/jobs/{dag_id}/{run_id}", response_class=HTMLResponse)
+def job_page_route(
+    dag_id: str, run_id: str, user: GetUserDep, request: Request, msg: str = ""
+) -> HTMLResponse:
+    """One job (see the module docstring)."""
+    data = gather_job(dag_id, run_id, _party_id())
+    data.message = msg
+    return _html(f"FATE job {run_id}", job_page(data, _root(request)), request)
+
+
+def _ack_message(reply: Any, done: str) -> str:
+    if isinstance(reply, Ack):
+        return done if reply.ok else f"refused: {reply.message}"
+    return f"unexpected reply: {reply!r}"
+
+
+@app.post(
+    "/jobs/{dag_id}/{run_id}/stop",
+    dependencies=[Depends(requires_access_dag("PUT", DagAccessEntity.RUN))],
+)
+def stop_route(dag_id: str, run_id: str, user: GetUserDep, request: Request) -> RedirectResponse:
+    """Stop the job at every party: the same request as ``fate-airflow job stop``."""
+    party = _party_id()
+    reason = (
+        f"stopped from the FATE job page at party {party} by {getattr(user, 'get_name', lambda: 'a user')()}"
     )
-    for task_id in sorted(local):
-        rec = records.get(task_id)
-        shown = html.escape(json.dumps(rec, indent=1, default=str)[:3000]) if rec else ""
-        parts.append(
-            f"<tr><td>{html.escape(task_id)}</td><td>{html.escape(local[task_id])}</td><td><pre>{shown}</pre></td></tr>"
+    try:
+        reply = _with_control(lambda c: c.call(c.local_party_id, StopJob(run_id, "canceled", reason)))
+        msg = _ack_message(reply, "stop requested at every party")
+    except FateAirflowError as exc:
+        msg = f"stop failed: {exc}"
+    return RedirectResponse(f"{_job_base(request, dag_id, run_id)}?msg={quote(msg)}", status_code=303)
+
+
+@app.post(
+    "/jobs/{dag_id}/{run_id}/rerun",
+    dependencies=[Depends(requires_access_dag("PUT", DagAccessEntity.RUN))],
+)
+def rerun_route(
+    dag_id: str, run_id: str, user: GetUserDep, request: Request, component: str = Form(...)
+) -> RedirectResponse:
+    """Rerun from a component (and everything downstream) at every party, version + 1."""
+    try:
+        reply = _with_control(
+            lambda c: c.call(c.local_party_id, RerunJob(run_id, (component,)), timeout=60.0)
         )
-    parts.append("</table>")
-    return _page(f"FATE job {run_id}", "".join(parts))
+        msg = _ack_message(reply, f"rerun from {component} requested")
+    except FateAirflowError as exc:
+        msg = f"rerun failed: {exc}"
+    return RedirectResponse(f"{_job_base(request, dag_id, run_id)}?msg={quote(msg)}", status_code=303)
 
 
+@app.get(
+    "/jobs/{dag_id}/{run_id}/logs/{task_name}",
+    response_class=HTMLResponse,
+    dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.TASK_LOGS))],
+)
+def logs_route(dag_id: str, run_id: str, task_name: str, user: GetUserDep, request: Request) -> HTMLResponse:
+    """The task's log at every party of the job (other parties' through the gateways)."""
+    logs: list[TaskLog] = []
+
+    def fetch(client: Any) -> None:
+        view = client.call(client.local_party_id, QueryJob(run_id), timeout=10.0)
+        parties = [p["party_id"] for p in view.detail.get("parties", [])] if isinstance(view, JobView) else []
+        for pid in dict.fromkeys([client.local_party_id, *parties]):
+            try:
+                reply = client.call(pid, FetchTaskLog(run_id, task_name), timeout=20.0)
+            except FateAirflowError as exc:
+                reply = TaskLog(pid, False, message=f"party {pid} did not answer: {exc}")
+            if isinstance(reply, TaskLog):
+                logs.append(reply)
+
+    try:
+        _with_control(fetch)
+    except FateAirflowError as exc:
+        logs.append(TaskLog(_party_id() or "?", False, message=f"cannot reach this party's gateway: {exc}"))
+    body = logs_page(dag_id, run_id, task_name, logs, _job_base(request, dag_id, run_id))
+    return _html(f"logs of {task_name}", body, request)
+
+
+@app.get(
+    "/jobs/{dag_id}/{run_id}/data/{task_name}/{role}/{key}",
+    response_class=HTMLResponse,
+    dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.XCOM))],
+)
+def data_route(
+    dag_id: str,
+    run_id: str,
+    task_name: str,
+    role: str,
+    key: str,
+    user: GetUserDep,
+    request: Request,
+    page: int = 0,
+) -> HTMLResponse:
+    """A paged preview of the first rows of one of this party's output tables."""
+    artifacts = ArtifactStore.local(_data_dir())
+    index = artifacts.read_index(run_id, task_name, Party(role, _party_id()))
+    rec = index.find(key, "data") if index else None
+    if rec is None or rec.kind != "data":
+        raise HTTPException(
+            status_code=404, detail=f"{task_name} has no data output {key} as {role} at this party"
+        )
+    frame = artifacts.read_data(rec.uri).frame
+    head = frame.head(PREVIEW_ROWS)
+    page = max(0, min(page, max(0, (len(head) - 1) // PAGE_ROWS)))
+    chunk = head.iloc[page * PAGE_ROWS : (page + 1) * PAGE_ROWS]
+    rows = [[idx, *row] for idx, row in zip(chunk.index, chunk.itertuples(index=False), strict=True)]
+    columns = [str(frame.index.name or "id"), *map(str, frame.columns)]
+    here = str(request.url.path)
+    body = data_page(
+        run_id,
+        task_name,
+        key,
+        columns,
+        rows,
+        len(frame),
+        page,
+        PAGE_ROWS,
+        _job_base(request, dag_id, run_id),
+        here,
+    )
+    return _html(f"{task_name} {key}", body, request)
+
+
+@app.get(
+    "/jobs/{dag_id}/{run_id}/delete",
+    response_class=HTMLResponse,
+    dependencies=[Depends(requires_access_dag("DELETE", DagAccessEntity.RUN))],
+)
+def confirm_delete_route(dag_id: str, run_id: str, user: GetUserDep, request: Request) -> HTMLResponse:
+    """Ask before deleting the job's outputs at this party."""
+    data = gather_job(dag_id, run_id, _party_id())
+    status = data.view.status if data.view.found else data.run_state
+    summary = f"job status {status}; {sum(len(v) for v in data.data_outputs.values())} data outputs here"
+    base = _job_base(request, dag_id, run_id)
+    return _html("delete job outputs", confirm_delete_page(dag_id, run_id, base, summary), request)
+
+
+@app.post(
+    "/jobs/{dag_id}/{run_id}/delete",
+    dependencies=[Depends(requires_access_dag("DELETE", DagAccessEntity.RUN))],
+)
+def delete_route(dag_id: str, run_id: str, user: GetUserDep, request: Request) -> RedirectResponse:
+    """Delete the job's data, models and metrics at this party (an ended job only)."""
+    data = gather_job(dag_id, run_id, _party_id())
+    status = data.view.status if data.view.found else ""
+    if status not in ("success", "failed", "canceled", "timeout") and data.run_state in ("queued", "running"):
+        raise HTTPException(
+            status_code=409, detail=f"job {run_id} has not ended ({status or data.run_state}); stop it first"
+        )
+    removed = delete_job_outputs(run_id, data.plan, _party_id())
+    msg = f"deleted at this party: {removed['tasks']} task outputs, {removed['models']} models, metrics {removed['metrics']}"
+    return RedirectResponse(f"{_job_base(request, dag_id, run_id)}?msg={quote(msg)}", status_code=303)
+
+
+def delete_job_outputs(run_id: str, plan: JobPlan | None, party_id: str) -> dict[str, int]:
+    """Remove a job's outputs at this party: every task share's data and index, its models, its metrics."""
+    artifacts = ArtifactStore.local(_data_dir())
+    models = ModelStore(_data_dir())
+    counts = {"tasks": 0, "models": 0, "metrics": 0}
+    for task in plan.tasks if plan is not None else ():
+        for pt in task.parties:
+            if pt.party.party_id != party_id:
+                continue
+            index = artifacts.read_index(run_id, task.name, pt.party)
+            if index is None:
+                continue
+            for rec in index.outputs:
+                if rec.kind == "model" and not rec.empty:
+                    counts["models"] += int(models.delete(ModelKey.parse(rec.uri)))
+            artifacts.clear_task(run_id, task.name, pt.party)
+            counts["tasks"] += 1
+    counts["metrics"] = int(MetricsStore(_data_dir()).delete_job(run_id))
+    return counts
+
+
+# ----------------------------------------------------------------------------- JSON and other pages
 @app.get("/api/jobs/{run_id}")
 def job_api(run_id: str, user: GetUserDep) -> dict[str, Any]:
     """The parties × tasks matrix as JSON."""
@@ -184,21 +508,18 @@ def job_api(run_id: str, user: GetUserDep) -> dict[str, Any]:
 
 
 @app.get("/invalid", response_class=HTMLResponse)
-def invalid_page(user: GetUserDep) -> HTMLResponse:
+def invalid_page(user: GetUserDep, request: Request) -> HTMLResponse:
     """Job files that do not plan, with the error (the DAG factory keeps them as placeholder DAGs)."""
     with create_session() as session:
         dag_ids = _fate_dag_ids(session, "invalid")
         dags = session.scalars(
             select(DagModel).where(DagModel.dag_id.in_(dag_ids), DagModel.is_stale.is_(False))
         ).all()
-        rows = [
-            f"<tr><td>{html.escape(d.dag_id)}</td><td>{html.escape(d.description or '')}</td></tr>"
-            for d in dags
-        ]
-    return _page(
-        "Invalid FATE job files",
-        "<h2>Invalid job files</h2><table><tr><th>job</th><th>error</th></tr>" + "".join(rows) + "</table>",
+        rows = [[d.dag_id, d.description or ""] for d in dags]
+    body = f"<p><a href='{_root(request)}/jobs'>← all FATE jobs</a></p><h2>Invalid job files</h2>" + table(
+        ["job", "error"], rows
     )
+    return _html("Invalid FATE job files", body, request)
 
 
 @app.get("/health")
@@ -229,4 +550,4 @@ class FatePlugin(AirflowPlugin):
     ]
 
 
-__all__ = ["FatePlugin", "app", "job_view_dict", "query_initiator"]
+__all__ = ["FatePlugin", "app", "delete_job_outputs", "gather_job", "job_view_dict", "query_initiator"]

@@ -417,6 +417,127 @@ def task_panels(share: Mapping[str, Any]) -> list[Panel]:
     return panels
 
 
+def _find(doc: Any, key: str, depth: int = 0) -> Any:
+    """The first value under ``key`` anywhere in a nested JSON document (FATE's model layouts vary)."""
+    if depth > 8:
+        return None
+    if isinstance(doc, Mapping):
+        if key in doc:
+            return doc[key]
+        for value in doc.values():
+            found = _find(value, key, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(doc, list):
+        for value in doc[:50]:
+            found = _find(value, key, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _flat_numbers(value: Any) -> list[float] | None:
+    arr = np.asarray(value, dtype=object)
+    try:
+        flat = np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        return None
+    return [float(v) for v in flat] if arr.size else None
+
+
+def model_panels(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any] | None = None) -> list[Panel]:
+    """A stored model share as tables.
+
+    Linear weights by feature (with the intercept), FATE models' coefficients and trees when their
+    layout is recognised, and the rest of the parameters.
+    """
+    arrays = arrays or {}
+    panels: list[Panel] = []
+    header = params.get("header")
+    weights = params.get("weights")
+    if weights is None and "weights" in arrays:
+        weights = np.asarray(arrays["weights"]).tolist()
+    fate_models = params.get("fate_models")
+    if isinstance(fate_models, Mapping):
+        for name, model in fate_models.items():
+            coef = _flat_numbers(_find(model, "coef_"))
+            names = _find(model, "header") or _find(model, "feature_names")
+            if coef is not None:
+                feats = (
+                    [str(n) for n in names]
+                    if isinstance(names, list) and len(names) == len(coef)
+                    else [f"w{i}" for i in range(len(coef))]
+                )
+                rows: list[list[Any]] = [[f, w] for f, w in zip(feats, coef, strict=True)]
+                intercept = _flat_numbers(_find(model, "intercept_"))
+                if intercept:
+                    rows.append(["(intercept)", intercept[0]])
+                panels.append(
+                    Panel(f"model {key} · {name}: coefficients", table(["feature", "weight"], rows))
+                )
+            trees = _find(model, "trees")
+            if isinstance(trees, list) and trees:
+                panels.append(Panel(f"model {key} · {name}: {len(trees)} trees", tree_tables(trees)))
+            raw = json.dumps(model, default=str)
+            panels.append(
+                Panel(
+                    f"model {key} · {name}",
+                    f"<details><summary>model document ({len(raw)} bytes)</summary><pre>{html.escape(raw[:20000])}</pre></details>",
+                )
+            )
+        return panels
+    if isinstance(header, list) and isinstance(weights, list) and len(header) == len(weights):
+        rows = [[str(f), float(w)] for f, w in zip(header, weights, strict=True)]
+        if "intercept" in params:
+            rows.append(["(intercept)", params["intercept"]])
+        panels.append(Panel(f"model {key}: weights", table(["feature", "weight"], rows)))
+    rest = {
+        k: v
+        for k, v in params.items()
+        if k not in ("header", "weights", "loss_history") and not isinstance(v, Mapping | list)
+    }
+    if rest:
+        panels.append(Panel(f"model {key}", mapping_table(rest)))
+    return panels
+
+
+def tree_tables(trees: Sequence[Any], limit: int = 5) -> str:
+    """The first ``limit`` trees of a tree model, one row per node.
+
+    A split another party owns shows only that party: its feature and threshold are not in this
+    party's model.
+    """
+    parts = []
+    for index, tree in enumerate(trees[:limit]):
+        nodes = tree.get("nodes") if isinstance(tree, Mapping) else tree
+        if not isinstance(nodes, list):
+            continue
+        rows = []
+        for node in nodes:
+            if not isinstance(node, Mapping):
+                continue
+            leaf = bool(node.get("is_leaf"))
+            owner = node.get("sitename") or node.get("party") or ""
+            feature = node.get("fid", node.get("feature"))
+            split = node.get("bid", node.get("threshold", node.get("split_value")))
+            hidden = feature is None or feature == -1
+            rows.append([
+                node.get("nid", node.get("id")),
+                "leaf" if leaf else "split",
+                owner,
+                "" if leaf else ("(owner only)" if hidden else feature),
+                "" if leaf or hidden else split,
+                node.get("weight") if leaf else "",
+                node.get("l", node.get("left_nodeid", "")),
+                node.get("r", node.get("right_nodeid", "")),
+            ])  # fmt: skip
+        parts.append(
+            f"<h5>tree {index}</h5>"
+            + table(["node", "kind", "owner", "feature", "split", "leaf weight", "left", "right"], rows)
+        )
+    return "".join(parts)
+
+
 def render_panels(panels: Sequence[Panel]) -> str:
     """Charts side by side, then tables."""
     charts = "".join(
@@ -439,7 +560,9 @@ __all__ = [
     "curve_panels",
     "line_chart",
     "mapping_table",
+    "model_panels",
     "render_panels",
     "table",
     "task_panels",
+    "tree_tables",
 ]

@@ -8,6 +8,8 @@ and survives a metadata-DB reset.
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,16 @@ class MetricsStore:
         except (TypeError, ValueError) as exc:
             raise StorageError(f"metrics of {task_name} at {party} are not JSON-serialisable: {exc}") from exc
         atomic_write_bytes(self._path(job_id, task_name, party), data)
+
+    def delete_job(self, job_id: str) -> bool:
+        """Remove every metrics file of a job at this party; False if there were none."""
+        folder = self.root / encode_component(job_id)
+        if not folder.is_dir():
+            return False
+        trash = folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex}"
+        folder.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
 
     def load(self, job_id: str, task_name: str, party: Party) -> dict[str, Any] | None:
         """The recorded ``{task_version, metrics, summary}``, or None."""

@@ -205,6 +205,22 @@ class ModelStore:
 
         atomic_directory(final, fill, overwrite=overwrite)
 
+    def delete(self, key: ModelKey) -> bool:
+        """Remove a component's share (and its version folder once empty); False if it was not stored.
+
+        The folder is renamed aside first, so a reader sees the whole share or none of it.
+        """
+        path = self._dir(key)
+        if not path.is_dir():
+            return False
+        trash = path.parent / f".trash-{path.name}-{uuid.uuid4().hex}"
+        path.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        version_dir = path.parent
+        if version_dir.is_dir() and not any(version_dir.iterdir()):
+            version_dir.rmdir()
+        return True
+
     def exists(self, key: ModelKey) -> bool:
         """Whether the component's share is stored."""
         return (self._dir(key) / "meta.json").is_file()
