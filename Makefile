@@ -12,7 +12,9 @@ TEST_PROVIDERS := $(FATE_HOME)/test-providers
 # FATE's own client (pipeline SDK, flow CLI) on the provider's environment, for the client-API tests.
 CLIENT_ENV := $(FATE_HOME)/client-env
 
-.PHONY: install test lint typecheck contracts pytest provider-env client-env demo up down proto proto-check lock clean
+.PHONY: install test lint typecheck contracts pytest provider-env client-env browser demo up down proto proto-check lock clean
+# Root installs system packages directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +47,11 @@ provider-env: install
 client-env: provider-env
 	$(BIN)/fate-airflow provider client-env fate==2.2.0 --provider-dir $(TEST_PROVIDERS) --dest $(CLIENT_ENV)
 
-pytest: install provider-env client-env
+# Debian's Chromium for the FATE board's browser tests (Playwright drives it; it downloads no browser).
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+pytest: install provider-env client-env browser
 	FATE_AIRFLOW_TEST_PROVIDERS=$(TEST_PROVIDERS) FATE_AIRFLOW_FATE_ENV_CACHE=$(PROVIDER_ENVS) FATE_AIRFLOW_TEST_CLIENT_ENV=$(CLIENT_ENV) $(BIN)/pytest
 
 test: lint typecheck contracts proto-check pytest

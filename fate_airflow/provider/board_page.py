@@ -47,9 +47,14 @@ button.danger{background:#c62828;color:#fff;border:1px solid #8e1c1c}
 form.filters{display:flex;gap:.6em;flex-wrap:wrap;align-items:end;margin:.5em 0}form.filters label{display:flex;flex-direction:column;font-size:12px}
 """
 
+#: Box colours (light) and party-dot colours (strong) per status, so a dot reads on its box.
+_STATUS_FILL = {
+    "success": "#d7f5dd", "failed": "#fad4d4", "timeout": "#fad4d4", "canceled": "#ececec",
+    "running": "#d8e9fb", "ready": "#fff5cf", "waiting": "#fff5cf", "pass": "#f7f7f7",
+}  # fmt: skip
 _STATUS_COLOR = {
-    "success": "#7bd389", "failed": "#ef6f6c", "timeout": "#ef6f6c", "canceled": "#bdbdbd",
-    "running": "#6fa8ef", "ready": "#f2d16b", "waiting": "#f6e7a6", "pass": "#eeeeee",
+    "success": "#2e9e4f", "failed": "#d32f2f", "timeout": "#d32f2f", "canceled": "#8d8d8d",
+    "running": "#1e6fd9", "ready": "#e0a800", "waiting": "#f2d16b", "pass": "#ffffff",
 }  # fmt: skip
 
 
@@ -240,7 +245,7 @@ def component_graph(plan: JobPlan, view: JobView) -> str:
         x, y = pos[t.name]
         tv = statuses.get(t.name)
         status = tv.status if tv else "waiting"
-        fill = _STATUS_COLOR.get(status, "#f6e7a6")
+        fill = _STATUS_FILL.get(status, "#fff5cf")
         out.append(
             f"<a href='#task-{esc(t.name)}'><g class='node' data-task='{esc(t.name)}' data-status='{esc(status)}'>"
             f"<rect x='{x:.0f}' y='{y:.0f}' width='{bw}' height='{bh}' fill='{fill}'/>"
@@ -327,7 +332,8 @@ def job_page(data: JobPageData, root: str) -> str:
     if data.message:
         out.append(f"<p class='badge running' id='flash'>{esc(data.message)}</p>")
     if view.reason:
-        out.append(f"<p class='errors' id='job-reason'>{esc(view.reason)}</p>")
+        tone = "errors" if status in ("failed", "canceled", "timeout") else "muted"
+        out.append(f"<p class='{tone}' id='job-reason'>{esc(view.reason)}</p>")
     if data.fed_error:
         out.append(f"<p class='errors'>cannot reach this party's gateway: {esc(data.fed_error)}</p>")
     created, started, ended = detail.get("created"), detail.get("started"), detail.get("ended")

@@ -384,9 +384,11 @@ def task_panels(share: Mapping[str, Any]) -> list[Panel]:
     if isinstance(fate_records, list):
         panels.extend(_fate_record_panels([r for r in fate_records if isinstance(r, Mapping)]))
     for key in ("loss_history", "losses"):
-        loss = _loss_panel("loss", metrics.pop(key, None))
-        if loss:
-            panels.append(loss)
+        # Native LR keeps its history in the summary, other components in the metrics.
+        for source in (metrics, summary):
+            loss = _loss_panel("loss", source.pop(key, None))
+            if loss:
+                panels.append(loss)
     curves = summary.pop("curves", None)
     if isinstance(curves, Mapping):
         if "roc" in curves:
@@ -453,6 +455,7 @@ def model_panels(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any] 
     """
     arrays = arrays or {}
     panels: list[Panel] = []
+    key = "model" if key == "model" else f"model {key}"
     header = params.get("header")
     weights = params.get("weights")
     if weights is None and "weights" in arrays:
@@ -473,15 +476,15 @@ def model_panels(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any] 
                 if intercept:
                     rows.append(["(intercept)", intercept[0]])
                 panels.append(
-                    Panel(f"model {key} · {name}: coefficients", table(["feature", "weight"], rows))
+                    Panel(f"{key} · {name}: coefficients", table(["feature", "weight"], rows))
                 )
             trees = _find(model, "trees")
             if isinstance(trees, list) and trees:
-                panels.append(Panel(f"model {key} · {name}: {len(trees)} trees", tree_tables(trees)))
+                panels.append(Panel(f"{key} · {name}: {len(trees)} trees", tree_tables(trees)))
             raw = json.dumps(model, default=str)
             panels.append(
                 Panel(
-                    f"model {key} · {name}",
+                    f"{key} · {name}",
                     f"<details><summary>model document ({len(raw)} bytes)</summary><pre>{html.escape(raw[:20000])}</pre></details>",
                 )
             )
@@ -490,14 +493,14 @@ def model_panels(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any] 
         rows = [[str(f), float(w)] for f, w in zip(header, weights, strict=True)]
         if "intercept" in params:
             rows.append(["(intercept)", params["intercept"]])
-        panels.append(Panel(f"model {key}: weights", table(["feature", "weight"], rows)))
+        panels.append(Panel(f"{key}: weights", table(["feature", "weight"], rows)))
     rest = {
         k: v
         for k, v in params.items()
         if k not in ("header", "weights", "loss_history") and not isinstance(v, Mapping | list)
     }
     if rest:
-        panels.append(Panel(f"model {key}", mapping_table(rest)))
+        panels.append(Panel(key, mapping_table(rest)))
     return panels
 
 

@@ -14,8 +14,10 @@ from fate_airflow.tracking.board import (
     binary_curves,
     line_chart,
     mapping_table,
+    model_panels,
     render_panels,
     task_panels,
+    tree_tables,
 )
 
 
@@ -114,3 +116,43 @@ def test_a_mapping_of_mappings_is_a_matrix_and_values_are_escaped() -> None:
     stats = mapping_table({"x0": {"min": -1.7269, "max": 4.0942}, "x1": {"min": 0.5, "max": 1}})
     assert stats.count("<tr>") == 3 and "<th>min</th>" in stats
     assert "&lt;script&gt;" in mapping_table({"<script>": "x"})
+
+
+def test_model_views_show_weights_by_feature_with_the_intercept() -> None:
+    (weights, rest) = model_panels(
+        "model", {"header": ["x0", "x1"], "weights": [0.5, -1.25], "intercept": 0.1, "iterations": 3}
+    )
+    assert weights.title == "model: weights"
+    assert re.findall(r"<td>(x0|x1|\(intercept\))</td><td>([-0-9.]+)</td>", weights.body) == [
+        ("x0", "0.5"), ("x1", "-1.25"), ("(intercept)", "0.1"),
+    ]  # fmt: skip
+    assert "iterations" in rest.body
+    fate = {
+        "fate_models": {
+            "output_model": {
+                "data": {
+                    "estimator": {"param": {"coef_": [[0.3], [0.7]], "intercept_": [0.2]}},
+                    "header": ["a", "b"],
+                }
+            }
+        }
+    }
+    coef, raw = model_panels("output_model", fate)
+    assert re.findall(r"<td>(a|b|\(intercept\))</td>", coef.body) == ["a", "b", "(intercept)"]
+    assert "<details>" in raw.body
+
+
+def test_trees_show_host_splits_only_by_their_owner() -> None:
+    tree = {"nodes": [
+        {"nid": 0, "is_leaf": False, "sitename": "guest:9999", "fid": 3, "bid": 0.25, "l": 1, "r": 2},
+        {"nid": 1, "is_leaf": False, "sitename": "host:10000", "fid": -1, "bid": -1, "l": 3, "r": 4},
+        {"nid": 2, "is_leaf": True, "weight": 0.4},
+    ]}  # fmt: skip
+    html = tree_tables([tree])
+    rows = re.findall(r"<tr>(.*?)</tr>", html)[1:]
+    assert "<td>3</td><td>0.25</td>" in rows[0]
+    assert (
+        "host:10000" in rows[1]
+        and "(owner only)" in rows[1]
+        and "-1" not in rows[1].split("(owner only)")[1][:12]
+    )
