@@ -208,3 +208,33 @@ def test_stop_from_the_page_cancels_a_running_job_at_both_parties(page: Any, fed
     assert page.locator("#job-status").inner_text() == "canceled"
     assert page.locator("#stop-job").count() == 0 and page.locator("#rerun-job").count() == 1
     page.screenshot(path=str(SHOTS / "stopped.png"), full_page=True)
+
+
+def test_the_job_list_filters_and_a_finished_jobs_outputs_are_deleted_after_confirmation(
+    page: Any, fed: LocalFederation, finished_job: str
+) -> None:
+    cfg = fed.parties[GUEST]
+    page.goto(f"{cfg.api_url}/fate/jobs")
+    page.locator("select[name=status]").select_option("success")
+    page.locator("input[name=party]").fill(HOST)
+    page.get_by_role("button", name="filter").click()
+    assert finished_job in page.locator("table.jobs").inner_text()
+    page.goto(f"{cfg.api_url}/fate/jobs?party=77777")
+    assert page.locator("a.job-link").count() == 0
+    page.goto(f"{cfg.api_url}/fate/jobs?status=failed&dag={DAG}")
+    assert finished_job not in page.locator("table.jobs").inner_text()
+
+    # Deleting needs a second click on a confirmation page; only this party's outputs go.
+    encoded = quote(finished_job, safe="")
+    guest_outputs = Path(cfg.data_dir) / "artifacts" / encoded
+    host_outputs = Path(fed.parties[HOST].data_dir) / "artifacts" / encoded
+    assert guest_outputs.is_dir() and host_outputs.is_dir()
+    page.goto(f"{cfg.api_url}/fate/jobs/{DAG}/{encoded}")
+    page.get_by_text("delete this job's outputs here").click()
+    page.locator("#confirm-delete").wait_for()
+    assert guest_outputs.is_dir()  # nothing happens before the confirmation
+    page.screenshot(path=str(SHOTS / "delete-confirmation.png"))
+    page.locator("#confirm-delete").click()
+    assert "deleted at this party: 4 task outputs" in page.locator("#flash").inner_text()
+    assert not any(p.is_file() for p in guest_outputs.rglob("*"))
+    assert host_outputs.is_dir()
