@@ -475,9 +475,7 @@ def model_panels(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any] 
                 intercept = _flat_numbers(_find(model, "intercept_"))
                 if intercept:
                     rows.append(["(intercept)", intercept[0]])
-                panels.append(
-                    Panel(f"{key} · {name}: coefficients", table(["feature", "weight"], rows))
-                )
+                panels.append(Panel(f"{key} · {name}: coefficients", table(["feature", "weight"], rows)))
             trees = _find(model, "trees")
             if isinstance(trees, list) and trees:
                 panels.append(Panel(f"{key} · {name}: {len(trees)} trees", tree_tables(trees)))

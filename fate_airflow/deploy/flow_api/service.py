@@ -797,11 +797,16 @@ class FlowApi:
                     out[str(key)] = {"type_name": "model_directory", "download": "/v2/output/model/download"}
             else:
                 arrays = {k: v.tolist() for k, v in (stored.arrays or {}).items()}
-                out[rec.key] = {
+                doc: dict[str, Any] = {
                     "params": stored.params,
                     **({"arrays": arrays} if arrays else {}),
                     "meta": stored.meta,
                 }
+                fate = fate_model_document(stored.params)
+                if fate is not None:
+                    # FATE's scripts read FATE's layout (test_lr_predict_w_torch.py: data.estimator.param).
+                    doc = {**doc, "data": fate["data"], "meta": {**stored.meta, **fate["meta"]}}
+                out[rec.key] = doc
         return out
 
     def model_query(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -961,6 +966,39 @@ def _job_file_text(schema: Mapping[str, Any]) -> str:
     return json.dumps(schema, indent=2, default=str) + "\n"
 
 
+def fate_model_document(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A native linear model (coordinated LR/LinR share) in FATE 2.2's model layout, or None.
+
+    FATE's ``CoordinatedLR`` guest model is ``{"data": {"estimator": {"param": {"coef_", "intercept_",
+    "dtype"}, "header", "fit_intercept", ...}}, "meta": {...}}`` with ``coef_`` one ``[w]`` row per
+    feature (``serialize_param`` of an (n, 1) tensor) and ``intercept_`` ``[b]`` (None without one, as
+    at a host).
+    """
+    header, weights = params.get("header"), params.get("weights")
+    if not (isinstance(header, list) and isinstance(weights, list) and len(header) == len(weights)):
+        return None
+    intercept = params.get("intercept")
+    fit_intercept = bool(params.get("fit_intercept", intercept is not None))
+    estimator = {
+        "param": {
+            "coef_": [[float(w)] for w in weights],
+            "intercept_": [float(intercept)] if fit_intercept and intercept is not None else None,
+            "dtype": "float64",
+        },
+        "header": [str(h) for h in header],
+        "fit_intercept": fit_intercept,
+        "end_epoch": params.get("iterations"),
+        "is_converged": params.get("converged"),
+    }
+    meta = {
+        "epochs": params.get("iterations"),
+        "threshold": params.get("threshold", 0.5),
+        "ovr": False,
+        "floating_point_precision": params.get("floating_point_precision"),
+    }
+    return {"data": {"estimator": estimator}, "meta": meta}
+
+
 def fate_metric_records(
     task: str, metrics: Mapping[str, Any], summary: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -1003,4 +1041,11 @@ def fate_metric_records(
     return records
 
 
-__all__ = ["DISPLAY_ROWS", "FileReply", "FlowApi", "dag_id_for_schema", "fate_metric_records"]
+__all__ = [
+    "DISPLAY_ROWS",
+    "FileReply",
+    "FlowApi",
+    "dag_id_for_schema",
+    "fate_metric_records",
+    "fate_model_document",
+]

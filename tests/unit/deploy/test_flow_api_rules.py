@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -19,7 +20,7 @@ from fate_airflow.deploy.airflow_rest import AirflowRestEngine
 from fate_airflow.deploy.flow_api import Authenticator, FlowApi, create_app
 from fate_airflow.deploy.flow_api.jobs import ApiJobStore
 from fate_airflow.deploy.flow_api.server import load_apps
-from fate_airflow.deploy.flow_api.service import dag_id_for_schema, fate_metric_records
+from fate_airflow.deploy.flow_api.service import dag_id_for_schema, fate_metric_records, fate_model_document
 from fate_airflow.deploy.party import PartyConfig
 from fate_airflow.federation.inmemory import InMemoryControlNetwork
 from fate_airflow.scheduler.engine import InMemoryEngine
@@ -151,3 +152,22 @@ def test_native_evaluation_metrics_become_fates_evaluation_record_keyed_by_the_p
     assert fate_metric_records("statistics_0", {"fate_metrics": fate, "x0": 1}) == fate
     (count,) = fate_metric_records("psi_0", {"intersect_count": 569})
     assert (count["name"], count["data"]) == ("intersect_count", 569)
+
+
+def test_a_native_lr_model_reads_like_fates_for_fates_scripts() -> None:
+    # What coordinated_lr/test_lr_predict_w_torch.py does with the model (torch replaced by numpy).
+    params = {
+        "header": ["x0", "x1", "x2"],
+        "weights": [0.5, -1.0, 0.25],
+        "intercept": 0.1,
+        "fit_intercept": True,
+    }
+    doc = fate_model_document(params)
+    assert doc is not None
+    param = doc["data"]["estimator"]["param"]
+    coef = np.transpose(np.asarray(param["coef_"], dtype=getattr(np, param["dtype"])))
+    assert coef.shape == (1, 3) and coef.tolist() == [[0.5, -1.0, 0.25]]
+    assert np.asarray(param["intercept_"]).tolist() == [0.1]
+    host = fate_model_document({"header": ["x3"], "weights": [0.7]})
+    assert host is not None and host["data"]["estimator"]["param"]["intercept_"] is None
+    assert fate_model_document({"statistics": {"x0": 1}}) is None
