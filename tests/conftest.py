@@ -58,3 +58,15 @@ def fate_python(fate_provider_dir: Path) -> str:
     found = ProviderRegistry(fate_provider_dir).find("fate", "2.2.0")
     assert found is not None
     return found.python
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Run the tests on the shared FATE example parties last, one after the other.
+
+    Those two parties (four Airflow processes each) start at their first user and stay up until the
+    session ends; anything running beside them — the three-party scheduler tests, the unit tests —
+    shares two CPUs with their idle loops. Sorting is stable: the order within each group is kept.
+    """
+    items.sort(key=lambda item: "fate_parties" in getattr(item, "fixturenames", ()))
