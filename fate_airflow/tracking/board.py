@@ -478,7 +478,13 @@ def model_panels(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any] 
                 panels.append(Panel(f"{key} · {name}: coefficients", table(["feature", "weight"], rows)))
             trees = _find(model, "trees")
             if isinstance(trees, list) and trees:
-                panels.append(Panel(f"{key} · {name}: {len(trees)} trees", tree_tables(trees)))
+                names = _find(model, "fid_name_mapping")
+                panels.append(
+                    Panel(
+                        f"{key} · {name}: {len(trees)} trees",
+                        tree_tables(trees, names if isinstance(names, Mapping) else None),
+                    )
+                )
             raw = json.dumps(model, default=str)
             panels.append(
                 Panel(
@@ -502,12 +508,13 @@ def model_panels(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any] 
     return panels
 
 
-def tree_tables(trees: Sequence[Any], limit: int = 5) -> str:
+def tree_tables(trees: Sequence[Any], names: Mapping[Any, Any] | None = None, limit: int = 5) -> str:
     """The first ``limit`` trees of a tree model, one row per node.
 
     A split another party owns shows only that party: its feature and threshold are not in this
-    party's model.
+    party's model. ``names`` maps feature ids to names (FATE's ``fid_name_mapping``).
     """
+    names = {str(k): v for k, v in (names or {}).items()}
     parts = []
     for index, tree in enumerate(trees[:limit]):
         nodes = tree.get("nodes") if isinstance(tree, Mapping) else tree
@@ -526,7 +533,7 @@ def tree_tables(trees: Sequence[Any], limit: int = 5) -> str:
                 node.get("nid", node.get("id")),
                 "leaf" if leaf else "split",
                 owner,
-                "" if leaf else ("(owner only)" if hidden else feature),
+                "" if leaf else ("(owner only)" if hidden else names.get(str(feature), feature)),
                 "" if leaf or hidden else split,
                 node.get("weight") if leaf else "",
                 node.get("l", node.get("left_nodeid", "")),

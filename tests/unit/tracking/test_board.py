@@ -148,9 +148,9 @@ def test_trees_show_host_splits_only_by_their_owner() -> None:
         {"nid": 1, "is_leaf": False, "sitename": "host:10000", "fid": -1, "bid": -1, "l": 3, "r": 4},
         {"nid": 2, "is_leaf": True, "weight": 0.4},
     ]}  # fmt: skip
-    html = tree_tables([tree])
+    html = tree_tables([tree], {"3": "x3"})
     rows = re.findall(r"<tr>(.*?)</tr>", html)[1:]
-    assert "<td>3</td><td>0.25</td>" in rows[0]
+    assert "<td>x3</td><td>0.25</td>" in rows[0]
     assert (
         "host:10000" in rows[1]
         and "(owner only)" in rows[1]
