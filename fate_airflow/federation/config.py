@@ -16,7 +16,7 @@ A gateway config file (YAML or JSON; relative paths are relative to the file)::
       "10001": {address: "10.0.0.9:9370", via: "hub"}    # through party "hub"'s gateway
       "*": {address: "10.0.0.9:9370", via: "hub"}        # default route (FATE exchange pattern)
     allow: ["10000", "10001"]        # parties that may talk to us (default: route keys); relays too
-    trusted_relays: ["hub"]          # may forward on behalf of others; default: every `via`
+    trusted_relays: ["hub"]          # may forward on behalf of others; default: none (a `via` is not enough)
     limits: {max_message_bytes: 17179869184, chunk_bytes: 1048576, max_workers: 64}
     retention: {max_age_seconds: 604800, gc_interval_seconds: 600}
     spool: {fsync: always, quota_bytes: 68719476736, per_peer_quota_bytes: 34359738368}
@@ -323,10 +323,12 @@ class GatewayConfig:
 
     @property
     def effective_relays(self) -> frozenset[str]:
-        """Parties trusted to forward on behalf of others (explicit, or every ``via`` of a route)."""
-        if self.trusted_relays is not None:
-            return self.trusted_relays
-        return frozenset(r.via for k, r in self.routes.items() if r.via is not None and r.via != k)
+        """Parties trusted to forward on behalf of others: only those ``trusted_relays`` names.
+
+        Sending through a hub (a route's ``via``) does not make the hub's word about who a message
+        comes from trusted: relaying for others is off unless the config says so.
+        """
+        return self.trusted_relays if self.trusted_relays is not None else frozenset()
 
     @property
     def effective_allow(self) -> frozenset[str]:

@@ -73,10 +73,11 @@ class TrustStore:
     :raises ConfigError: a listed CA file is missing, is not a party CA, or is unreadable.
     """
 
-    def __init__(self, own_ca: Path, peer_cas: Sequence[Path]) -> None:
+    def __init__(self, own_ca: Path, peer_cas: Sequence[Path], own_party_ids: Sequence[str] = ()) -> None:
         self._by_party: dict[str, list[x509.Certificate]] = {}
         self._pem_by_party: dict[str, bytes] = {}
         self.own: list[x509.Certificate] = []
+        own_ids = set(own_party_ids)
         for index, path in enumerate([own_ca, *peer_cas]):
             for cert in load_certificates(path):
                 ident = identity_of(cert)
@@ -84,6 +85,15 @@ class TrustStore:
                     raise ConfigError(
                         f"{path} is not a fate-airflow party CA (no fate-party://<id>/ca in its SAN); create "
                         "CAs with `fate-airflow pki init-ca`"
+                    )
+                if index == 0:
+                    own_ids.add(ident.party_id)
+                elif ident.party_id in own_ids:
+                    # Trusting it would let whoever holds that key mint certificates speaking for us.
+                    raise ConfigError(
+                        f"tls.peer_ca_certs: {path} claims party {ident.party_id}, one of this gateway's own "
+                        "parties; a peer's CA must bind the peer's party id — remove it, or put this "
+                        "party's own CA in tls.ca_cert"
                     )
                 self._by_party.setdefault(ident.party_id, []).append(cert)
                 pem = cert.public_bytes(Encoding.PEM)
@@ -97,7 +107,7 @@ class TrustStore:
         """The trust store of a TLS gateway config."""
         if config.tls is None:
             raise ConfigError("the gateway runs insecure; it has no trust store")
-        return cls(config.tls.ca_cert, config.tls.peer_ca_certs)
+        return cls(config.tls.ca_cert, config.tls.peer_ca_certs, config.party_ids)
 
     def parties(self) -> list[str]:
         """Party ids with a trusted CA."""

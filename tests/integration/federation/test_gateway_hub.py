@@ -77,7 +77,12 @@ def hubnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubNet]:
     docs = {
         # The guest names its peer explicitly, reached through the hub.
         "9999": gateway_document(
-            "9999", listen=addr["9999"], data_dir=root / "g", routes={"10000": via_hub}, files=files
+            "9999",
+            listen=addr["9999"],
+            data_dir=root / "g",
+            routes={"10000": via_hub},
+            trusted_relays=[HUB],  # a `via` alone does not make the hub's word trusted
+            files=files,
         ),
         # The host uses a default route to the hub and lists who may reach it.
         "10000": gateway_document(
@@ -86,6 +91,7 @@ def hubnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubNet]:
             data_dir=root / "h",
             routes={"*": via_hub, "10001": addr["10001"]},
             allow=["9999", "10001"],
+            trusted_relays=[HUB],
             files=files,
         ),
         # The hub only forwards: no handler, and no party of its own takes part in jobs.

@@ -39,6 +39,17 @@ def _doc(tls_files: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v is not None}
 
 
+def _minimal(tls_files: dict[str, Any]) -> dict[str, Any]:
+    return {"party_id": "9999", "listen": "127.0.0.1:0", "data_dir": "state", "tls": tls_files,
+            "routes": {"10001": {"address": "10.0.0.9:9370", "via": "hub"}}}  # fmt: skip
+
+
+def load_gateway_config_doc(folder: Path, doc: dict[str, Any]) -> Any:
+    path = folder / "named.json"
+    path.write_text(json.dumps(doc))
+    return load_gateway_config(path)
+
+
 def test_yaml_file_with_defaults(tmp_path: Path, tls: dict[str, Any]) -> None:
     path = tmp_path / "gw.yaml"
     path.write_text(
@@ -62,8 +73,11 @@ limits: {{chunk_bytes: 2097152}}
     assert config.routes["10000"] == Route("10.0.0.2:9370", "10000")
     assert config.route_for("10001") == Route("10.0.0.9:9370", "hub")
     assert config.route_for("12345") is None
-    assert config.effective_relays == {"hub"}
-    assert config.effective_allow == {"10000", "10001", "hub"}
+    # Sending through the hub does not make it trusted to speak for others: that takes trusted_relays.
+    assert config.effective_relays == frozenset()
+    assert config.effective_allow == {"10000", "10001"}
+    named = load_gateway_config_doc(tmp_path, {**_minimal(tls), "trusted_relays": ["hub"]})
+    assert named.effective_relays == {"hub"} and "hub" in named.effective_allow
     assert config.limits.chunk_bytes == 2 << 20 and config.limits.max_frame_bytes > 2 << 20
     assert config.spool.fsync == "always"  # the safe default
 

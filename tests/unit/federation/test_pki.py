@@ -117,3 +117,18 @@ def test_trust_store_remembers_identities_but_never_refusals(
         with pytest.raises(PermissionDenied, match="not issued by party 9999's CA"):
             store.identify(forged, ("9999",))
     assert len(checks) > 2  # a refusal is decided afresh every time
+
+
+def test_a_peer_ca_claiming_one_of_the_gateways_own_parties_is_refused(tmp_path: Path) -> None:
+    from fate_airflow.federation.grpc.auth import TrustStore
+
+    own = pki.init_ca("9999", tmp_path / "own")
+    impostor = pki.init_ca("9999", tmp_path / "impostor")  # another key, same party id
+    served = pki.init_ca("9998", tmp_path / "served")
+    peer = pki.init_ca("10000", tmp_path / "peer")
+    with pytest.raises(ConfigError, match=r"impostor/ca.crt claims party 9999, one of this gateway's own"):
+        TrustStore(own, [peer, impostor])
+    # A party the gateway serves besides its CA's counts as its own too.
+    with pytest.raises(ConfigError, match="claims party 9998"):
+        TrustStore(own, [peer, served], own_party_ids=("9999", "9998"))
+    assert TrustStore(own, [peer, served]).parties() == ["10000", "9998", "9999"]
