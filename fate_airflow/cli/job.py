@@ -13,6 +13,7 @@ from typing import Any
 from fate_airflow.cli.party import ENV_CONFIG, load
 from fate_airflow.core.errors import SchedulingError
 from fate_airflow.deploy.gateway_client import control_client
+from fate_airflow.deploy.party import job_store_url
 from fate_airflow.federation.api import Ack, JobView, RerunJob, StopJob, initiator_view
 from fate_airflow.federation.grpc.client import GrpcControlClient
 from fate_airflow.scheduler.store import JobStore
@@ -110,7 +111,7 @@ def _rerun(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     cfg = load(args)
-    store = JobStore(f"sqlite:///{cfg.data_dir / 'jobs.db'}")
+    store = JobStore(job_store_url(cfg))
     for job in store.list_jobs():
         role = "initiator" if job.is_initiator else f"from {job.initiator_party_id}"
         print(

@@ -27,6 +27,7 @@ from fate_airflow.deploy.party import (
     admin_credentials,
     airflow_health,
     init_party,
+    job_store_url,
     load_party_config,
     party_secrets,
     process_pids,
@@ -73,7 +74,7 @@ def build_service(cfg: PartyConfig, path: Path, engine: AirflowRestEngine | None
     Its allowlists are re-read from the config file at ``path`` before every job creation.
     """
     engine = engine or build_engine(cfg)
-    store = JobStore(f"sqlite:///{cfg.data_dir / 'jobs.db'}")
+    store = JobStore(job_store_url(cfg))
     return PartyService(
         cfg.party_id, store, engine, policy_of(cfg), policy_source=lambda: policy_of(load_party_config(path))
     )

@@ -382,6 +382,18 @@ def party_secrets(cfg: PartyConfig) -> dict[str, str]:
     return data
 
 
+def job_store_url(cfg: PartyConfig) -> str:
+    """Where the party service keeps its jobs.
+
+    In the party's Airflow metadata DB when that is PostgreSQL (one database to back up and
+    replicate), else in a SQLite file beside the party's data (the embedded default).
+    """
+    conn = cfg.airflow.sql_alchemy_conn or ""
+    if conn.startswith("postgresql"):
+        return conn
+    return f"sqlite:///{cfg.data_dir / 'jobs.db'}"
+
+
 def admin_credentials(cfg: PartyConfig) -> tuple[str, str]:
     """User name and password of the party's Airflow admin."""
     return "admin", party_secrets(cfg)["admin_password"]

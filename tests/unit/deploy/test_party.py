@@ -19,6 +19,7 @@ from fate_airflow.deploy.party import (
     airflow_env,
     gateway_config_dict,
     init_party,
+    job_store_url,
     load_party_config,
     party_secrets,
     write_party_config,
@@ -168,3 +169,11 @@ def test_party_up_names_the_password_file_and_prints_the_password_only_when_aske
     assert password not in quiet
     assert str(cfg.home / "secrets.json") in quiet
     assert f"admin / {password}" in up_message(cfg, show_password=True)
+
+
+def test_the_job_store_is_the_metadata_db_when_that_is_postgresql(tmp_path: Path) -> None:
+    embedded = PartyConfig.from_dict({"party_id": "9999"}, tmp_path)
+    assert job_store_url(embedded) == f"sqlite:///{embedded.data_dir / 'jobs.db'}"
+    conn = "postgresql+psycopg2://airflow:secret@db:5432/airflow"
+    production = PartyConfig.from_dict({"party_id": "9999", "airflow": {"sql_alchemy_conn": conn}}, tmp_path)
+    assert job_store_url(production) == conn
