@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from fate_airflow.cli.party import ENV_CONFIG, load
@@ -19,9 +20,9 @@ from fate_airflow.federation.grpc.client import GrpcControlClient
 from fate_airflow.scheduler.store import JobStore
 
 
-def fetch_job(client: GrpcControlClient, job_id: str) -> JobView:
+def fetch_job(client: GrpcControlClient, job_id: str, *, with_events: bool = False) -> JobView:
     """The job as its initiator sees it (falls back to this party's view if the initiator is away)."""
-    view = initiator_view(client, job_id)
+    view = initiator_view(client, job_id, with_events=with_events)
     if not view.found:
         raise SchedulingError(f"party {client.local_party_id} does not know job {job_id}")
     return view
@@ -73,13 +74,40 @@ def format_matrix(view: JobView) -> str:
     return "\n".join(lines)
 
 
+def format_events(events: list[dict[str, Any]]) -> str:
+    """The job's timeline, one line per event: when, what, which party, which task (version)."""
+    lines = ["timeline:"]
+    for e in events:
+        at = datetime.fromtimestamp(float(e.get("at") or 0), UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        task = e.get("task_name") or ""
+        if task and int(e.get("version", -1)) >= 0:
+            task += f" v{e['version']}"
+        party = f"party {e['party_id']}" if e.get("party_id") else ""
+        lines.append(
+            "  ".join(
+                x
+                for x in (f"  {at}", f"{e.get('kind', ''):9s}", party, task, str(e.get("message") or ""))
+                if x
+            )
+        )
+    return "\n".join(lines)
+
+
 def _query(args: argparse.Namespace) -> int:
     client = control_client(load(args))
     try:
-        view = fetch_job(client, args.job_id)
+        view = fetch_job(client, args.job_id, with_events=args.events)
     finally:
         client.close()
-    print(json.dumps(view_to_dict(view), indent=2) if args.json else format_matrix(view))
+    if args.json:
+        data = view_to_dict(view)
+        if args.events:
+            data["events"] = list(view.detail.get("events") or [])
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_matrix(view))
+        if args.events:
+            print(format_events(list(view.detail.get("events") or [])))
     return 0
 
 
@@ -135,6 +163,11 @@ def register(subparsers: Any) -> None:
 
     p = base("query", "the parties × tasks status matrix, as the initiator sees it")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--events",
+        action="store_true",
+        help="also the timeline: who prepared, started, reported what, and why it ended",
+    )
     p.set_defaults(func=_query)
     p = base("stop", "stop the job at every party")
     p.add_argument("--reason", help="shown at every party")

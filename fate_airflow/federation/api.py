@@ -174,9 +174,10 @@ class ReportTaskStatus:
 
 @dataclass(frozen=True)
 class QueryJob:
-    """Ask a party (normally the initiator) for its view of a job."""
+    """Ask a party (normally the initiator) for its view of a job (and its timeline if asked)."""
 
     job_id: str
+    with_events: bool = False
 
 
 @dataclass(frozen=True)
@@ -335,19 +336,20 @@ class ControlClient(ABC):
         """Release connections; the default has nothing to release."""
 
 
-def initiator_view(client: ControlClient, job_id: str) -> JobView:
+def initiator_view(client: ControlClient, job_id: str, *, with_events: bool = False) -> JobView:
     """The job as its initiator sees it, asked through ``client``'s party.
 
     This party's own view when it is the initiator or the initiator cannot be reached; a view with
-    ``found=False`` when this party does not know the job.
+    ``found=False`` when this party does not know the job. ``with_events`` adds the timeline
+    (``detail["events"]``), which only the initiator holds in full.
     """
-    local = client.call(client.local_party_id, QueryJob(job_id))
+    local = client.call(client.local_party_id, QueryJob(job_id, with_events))
     if not isinstance(local, JobView) or not local.found:
         return JobView(job_id, found=False)
     if not local.initiator_party_id or local.initiator_party_id == client.local_party_id:
         return local
     try:
-        remote = client.call(local.initiator_party_id, QueryJob(job_id))
+        remote = client.call(local.initiator_party_id, QueryJob(job_id, with_events))
     except FateAirflowError:
         return local
     return remote if isinstance(remote, JobView) and remote.found else local

@@ -338,12 +338,12 @@ def report_task_status_from_proto(msg: control_pb2.ReportTaskStatus) -> ReportTa
 
 def query_job_to_proto(cmd: QueryJob) -> control_pb2.QueryJob:
     """:class:`QueryJob` → wire."""
-    return control_pb2.QueryJob(job_id=cmd.job_id)
+    return control_pb2.QueryJob(job_id=cmd.job_id, with_events=cmd.with_events)
 
 
 def query_job_from_proto(msg: control_pb2.QueryJob) -> QueryJob:
     """Wire → :class:`QueryJob`."""
-    return QueryJob(str(msg.job_id))
+    return QueryJob(str(msg.job_id), bool(msg.with_events))
 
 
 def stop_job_to_proto(cmd: StopJob) -> control_pb2.StopJob:

@@ -363,6 +363,18 @@ def job_page(data: JobPageData, root: str) -> str:
     if plan is not None:
         out.append("<h3>Components</h3>" + component_graph(plan, view))
     out.append("<h3>Status at every party</h3>" + status_matrix(view))
+    events = detail.get("events") or []
+    if events:
+        rows = [
+            [when(e.get("at")), e.get("kind"), e.get("party_id"), e.get("task_name"),
+             e.get("version") if int(e.get("version", -1)) >= 0 else "", e.get("message")]
+            for e in events
+        ]  # fmt: skip
+        out.append(
+            f"<details id='timeline'><summary>timeline ({len(events)} events)</summary>"
+            + table(["when", "what", "party", "task", "version", "detail"], rows)
+            + "</details>"
+        )
     tasks = plan.tasks if plan is not None else ()
     for task in tasks:
         out.append(_component_section(data, task, base))

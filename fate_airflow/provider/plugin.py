@@ -278,7 +278,7 @@ def gather_job(dag_id: str, run_id: str, party_id: str) -> JobPageData:
         client = _control()
         try:
             local = client.call(client.local_party_id, QueryJob(run_id), timeout=10.0)
-            view = initiator_view(client, run_id)
+            view = initiator_view(client, run_id, with_events=True)
         finally:
             client.close()
         if isinstance(local, JobView) and local.found and local.detail.get("plan"):

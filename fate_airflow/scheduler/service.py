@@ -51,7 +51,7 @@ from fate_airflow.federation.api import (
 )
 from fate_airflow.scheduler import state as st
 from fate_airflow.scheduler.engine import FINISHED_TI_STATES, WorkflowEngine
-from fate_airflow.scheduler.store import JobRecord, JobStore, PartyTaskRecord
+from fate_airflow.scheduler.store import JobEvent, JobRecord, JobStore, PartyTaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +191,15 @@ class PartyService:
         wait(self._pending, timeout=2.0)
 
     # ------------------------------------------------------------------ create
+    def _event(
+        self, job_id: str, kind: str, *, party: str = "", task: str = "", version: int = -1, message: str = ""
+    ) -> None:
+        """Append to the job's timeline; a store hiccup never fails the coordination it describes."""
+        try:
+            self.store.add_event(JobEvent(job_id, self._clock(), kind, party, task, version, message))
+        except Exception:
+            log.exception("job %s: could not record a %s event", job_id, kind)
+
     def create_job(self, src_party_id: str, cmd: CreateJob) -> CreateJobReply:
         """Submit a job (at its initiator) or accept one from an initiator."""
         if cmd.initiator_party_id == self.party_id:
@@ -230,6 +239,7 @@ class PartyService:
                     created=self._clock(),
                 )
             )
+            self._event(cmd.job_id, "created", party=self.party_id, message=f"DAG {cmd.dag_id} (initiator)")
         peers = [p for p in plan.party_ids if p != self.party_id]
         create = CreateJob(cmd.job_id, cmd.dag_id, self.party_id, plan.to_dict(), dict(cmd.conf))
         futures = {p: self._pool.submit(self._call, p, create, self.policy.create_timeout) for p in peers}
@@ -250,11 +260,18 @@ class PartyService:
             reason = "job submission failed: " + "; ".join(failures)
             log.warning("job %s: %s", cmd.job_id, reason)
             self.store.update_job(cmd.job_id, status=st.FAILED, reason=reason, ended=self._clock())
+            self._event(cmd.job_id, "ended", party=self.party_id, message=f"failed: {reason}")
             for party in accepted:
                 self._background(party, StopJob(cmd.job_id, "failed", reason))
             return CreateJobReply(False, reason)
         now = self._clock()
         self.store.update_job(cmd.job_id, status=st.RUNNING, started=now)
+        self._event(
+            cmd.job_id,
+            "submitted",
+            party=self.party_id,
+            message=f"accepted by {', '.join(peers) or 'no peer'}",
+        )
         for party in peers:
             self._last_seen[party] = now
         log.info("job %s created at parties %s", cmd.job_id, ", ".join(plan.party_ids))
@@ -322,6 +339,7 @@ class PartyService:
                     started=now,
                 )
             )
+            self._event(cmd.job_id, "created", party=me, message=f"DAG {cmd.dag_id} from initiator {src}")
         try:
             self.engine.materialize_job(cmd.dag_id, plan.to_dict())
             self.engine.create_run(cmd.dag_id, cmd.job_id, dict(cmd.conf))
@@ -400,6 +418,7 @@ class PartyService:
                 row.status = st.READY
                 row.updated = self._clock()
                 self.store.upsert_party_task(row)
+                self._event(job.job_id, "prepared", party=cmd.party_id, task=task.name)
             waiting_up = [
                 up
                 for up in task.upstream
@@ -429,6 +448,7 @@ class PartyService:
                 prow.version = version
                 prow.updated = now
                 self.store.upsert_party_task(prow)
+            self._event(job.job_id, "started", task=task.name, version=version, message=", ".join(runners))
             log.info(
                 "job %s: task %s starts as version %d at %s",
                 job.job_id,
@@ -468,6 +488,10 @@ class PartyService:
                 # report of a try the user cleared while it was still running.
                 return Ack(True, f"ignored: task {cmd.task_name} version {rec.version} was reset for a rerun")
             self._record(cmd)
+            self._event(
+                cmd.job_id, "reported", party=cmd.party_id, task=cmd.task_name, version=cmd.task_version,
+                message=cmd.status + (f": {cmd.error}" if cmd.error else ""),
+            )  # fmt: skip
             plan = JobPlan.from_dict(job.plan)
             task = plan.task(cmd.task_name)
             runners = task.party_ids
@@ -540,6 +564,7 @@ class PartyService:
                             job.job_id, task.task_name, status=st.CANCELED, ended=self._clock()
                         )
             self.store.update_job(job.job_id, status=status, reason=reason, ended=self._clock())
+            self._event(job.job_id, "ended", party=self.party_id, message=f"{status}: {reason}")
         log.info("job %s ended %s: %s", job.job_id, status, reason)
         if current.is_initiator:
             plan = JobPlan.from_dict(current.plan)
@@ -569,6 +594,7 @@ class PartyService:
             if job.status in _JOB_END:
                 return Ack(True, f"job already {job.status}")
             reason = cmd.reason or f"stopped at party {src_party_id}"
+            self._event(job.job_id, "stop", party=src_party_id, message=reason)
             self._end_job(job, cmd.status, reason)
             return Ack(True)
         if src_party_id == job.initiator_party_id:
@@ -621,6 +647,7 @@ class PartyService:
 
     def _reset_tasks(self, job: JobRecord, tasks: tuple[str, ...]) -> None:
         self.store.update_job(job.job_id, status=st.RUNNING, reason="", ended=None)
+        self._event(job.job_id, "rerun", party=self.party_id, message=", ".join(tasks))
         for name in tasks:
             rec = self.store.get_task(job.job_id, name)
             # As in FATE-Flow, every task of a rerun gets a new version, including tasks whose first
@@ -734,6 +761,8 @@ class PartyService:
             "ended": job.ended,
             "parties": [p.to_dict() for p in plan.parties],
         }
+        if cmd.with_events:
+            detail["events"] = [e.to_dict() for e in self.store.list_events(job.job_id, limit=2000)]
         if src_party_id == self.party_id:
             detail["plan"] = job.plan
             detail["conf"] = job.conf

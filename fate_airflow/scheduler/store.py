@@ -78,6 +78,49 @@ _party_tasks = Table(
     Column("updated", Float, nullable=False),
 )
 
+#: The job's timeline: what happened when, at which party (``job query --events``).
+_events = Table(
+    "fate_job_event",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(250), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("party_id", String(64), nullable=False, default=""),
+    Column("task_name", String(250), nullable=False, default=""),
+    Column("version", Integer, nullable=False, default=-1),
+    Column("message", Text, nullable=False, default=""),
+)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One entry of a job's timeline.
+
+    :param kind: ``created``, ``submitted``, ``prepared``, ``started``, ``reported``, ``stop``,
+        ``rerun`` or ``ended``.
+    :param party_id: the party the event is about (who prepared, who reported, who asked to stop).
+    """
+
+    job_id: str
+    at: float
+    kind: str
+    party_id: str = ""
+    task_name: str = ""
+    version: int = -1
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (without the job id)."""
+        return {
+            "at": self.at,
+            "kind": self.kind,
+            "party_id": self.party_id,
+            "task_name": self.task_name,
+            "version": self.version,
+            "message": self.message,
+        }
+
 
 @dataclass
 class JobRecord:
@@ -205,10 +248,25 @@ class JobStore:
             conn.execute(_jobs.update().where(_jobs.c.job_id == job_id).values(**values))
 
     def delete_job(self, job_id: str) -> None:
-        """Forget a job and its tasks (used when a create is rolled back)."""
+        """Forget a job, its tasks and its timeline (used when a create is rolled back)."""
         with self.transaction() as conn:
-            for table in (_party_tasks, _tasks, _jobs):
+            for table in (_events, _party_tasks, _tasks, _jobs):
                 conn.execute(table.delete().where(table.c.job_id == job_id))
+
+    # ------------------------------------------------------------------ timeline
+    def add_event(self, event: JobEvent) -> None:
+        """Append to a job's timeline."""
+        with self.transaction() as conn:
+            conn.execute(_events.insert().values(job_id=event.job_id, **event.to_dict()))
+
+    def list_events(self, job_id: str, limit: int = 1000) -> list[JobEvent]:
+        """The job's timeline, oldest first (the last ``limit`` entries)."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                select(_events).where(_events.c.job_id == job_id).order_by(_events.c.id.desc()).limit(limit)
+            ).mappings()
+            found = [JobEvent(**{k: v for k, v in dict(r).items() if k != "id"}) for r in rows]
+        return found[::-1]
 
     # ------------------------------------------------------------------ tasks
     def get_task(self, job_id: str, task_name: str) -> TaskRecord | None:
@@ -313,4 +371,4 @@ def _party_task_from_row(row: Mapping[str, Any] | Any) -> PartyTaskRecord:
     return PartyTaskRecord(**data)
 
 
-__all__ = ["JobRecord", "JobStore", "PartyTaskRecord", "TaskRecord"]
+__all__ = ["JobEvent", "JobRecord", "JobStore", "PartyTaskRecord", "TaskRecord"]

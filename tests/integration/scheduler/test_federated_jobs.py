@@ -250,6 +250,21 @@ def test_stop_at_the_initiator_with_the_cli_stops_every_party(fed: LocalFederati
     view = wait_end(fed, job, timeout=30)
     assert view.status == "canceled"
     assert "stopped by `fate-airflow job stop` at party 9999" in view.reason
+    # The timeline tells the story after the fact, from the host too (it asks the initiator).
+    out = subprocess.run(
+        [CLI, "job", "query", job, "--events", "--config", str(fed.config_paths[HOST])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    timeline = out.stdout[out.stdout.index("timeline:") :].splitlines()
+    kinds = [line.split()[2] for line in timeline[1:]]
+    assert (
+        kinds[0] == "created" and {"submitted", "prepared", "started"} <= set(kinds) and kinds[-1] == "ended"
+    )
+    assert any("stop" in line and "party 9999" in line for line in timeline)
+    assert "canceled: stopped by `fate-airflow job stop` at party 9999" in timeline[-1]
 
 
 def test_marking_the_run_failed_in_the_initiators_ui_stops_every_party(fed: LocalFederation) -> None:

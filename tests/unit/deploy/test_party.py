@@ -177,3 +177,18 @@ def test_the_job_store_is_the_metadata_db_when_that_is_postgresql(tmp_path: Path
     conn = "postgresql+psycopg2://airflow:secret@db:5432/airflow"
     production = PartyConfig.from_dict({"party_id": "9999", "airflow": {"sql_alchemy_conn": conn}}, tmp_path)
     assert job_store_url(production) == conn
+
+
+def test_job_query_events_print_one_line_per_event_in_utc() -> None:
+    from fate_airflow.cli.job import format_events
+
+    text = format_events(
+        [
+            {"at": 1_764_700_000.25, "kind": "started", "party_id": "", "task_name": "lr_0", "version": 1, "message": "9999, 10000"},
+            {"at": 1_764_700_009.5, "kind": "ended", "party_id": "9999", "task_name": "", "version": -1, "message": "success: all tasks"},
+        ]
+    )  # fmt: skip
+    lines = text.splitlines()
+    assert lines[0] == "timeline:"
+    assert lines[1].split() == ["2025-12-02", "18:26:40.250", "started", "lr_0", "v1", "9999,", "10000"]
+    assert "party 9999" in lines[2] and lines[2].endswith("success: all tasks")

@@ -35,6 +35,7 @@ COMMANDS: list[Any] = [
     ReportTaskStatus("j", "t", 2, "10000", "success", detail={"out": ["uri"]}),
     ReportTaskStatus("j", "t", 0, "10000", "failed", error="boom"),
     QueryJob("j"),
+    QueryJob("j", with_events=True),
     StopJob("j", "timeout", "too slow"),
     RerunJob("j", ("a", "b")),
     RerunJob("j", ()),

@@ -95,3 +95,25 @@ def test_logs_show_every_party_and_errors_first() -> None:
 def test_dates_and_durations_read_as_people_write_them() -> None:
     assert when(0) == "" and when(1_764_700_000.0) == "2025-12-02 18:26:40 UTC"
     assert duration(100.0, 3825.0) == "1h 02m 05s" and duration(0, 5) == "" and duration(10.0, 15.4) == "5s"
+
+
+def test_the_timeline_is_behind_a_toggle() -> None:
+    events = [
+        {"at": 1_764_700_000.0, "kind": "created", "party_id": GUEST, "task_name": "", "version": -1, "message": "DAG dag"},
+        {"at": 1_764_700_002.0, "kind": "reported", "party_id": HOST, "task_name": "lr_0", "version": 0, "message": "failed: boom"},
+    ]  # fmt: skip
+    v = view("failed", "failed")
+    v = JobView(
+        v.job_id,
+        v.found,
+        v.dag_id,
+        v.status,
+        v.reason,
+        v.initiator_party_id,
+        v.tasks,
+        {**v.detail, "events": events},
+    )
+    html = job_page(JobPageData("dag", "job-1", GUEST, v, plan(), {}, "failed"), "/fate")
+    timeline = html[html.index("<details id='timeline'>") :]
+    assert "timeline (2 events)" in timeline and "failed: boom" in timeline
+    assert "2025-12-02 18:26:42 UTC" in timeline

@@ -13,6 +13,7 @@ from fate_airflow.dsl.plan import JobPlan, PartyTask, TaskPlan
 from fate_airflow.federation.api import (
     CreateJob,
     FetchTaskLog,
+    JobView,
     PrepareTask,
     QueryJob,
     ReportTaskStatus,
@@ -441,3 +442,33 @@ def test_a_party_of_the_job_reads_another_partys_task_log_and_an_outsider_learns
         isinstance(down, TaskLog) and not down.found and "party 10000 cannot read its Airflow" in down.message
     )
     fed.host_engine.broken = None
+
+
+def test_the_timeline_says_who_prepared_started_and_reported_what_and_why_the_job_ended(
+    fed: Federation2,
+) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    for p, svc in ((HOST, fed.host), (GUEST, fed.guest)):
+        svc.prepare_task(p, PrepareTask(JOB, "lr_0", p))
+    fed.host.report_task_status(HOST, ReportTaskStatus(JOB, "lr_0", 0, HOST, "failed", error="boom"))
+    fed.drain()
+    view = fed.net.client(GUEST).call(GUEST, QueryJob(JOB, with_events=True))
+    assert isinstance(view, JobView)
+    events = [(e["kind"], e["party_id"], e["task_name"], e["message"]) for e in view.detail["events"]]
+    assert events[:2] == [
+        ("created", GUEST, "", f"DAG {DAG} (initiator)"),
+        ("submitted", GUEST, "", f"accepted by {HOST}"),
+    ]
+    assert ("prepared", HOST, "reader_0", "") in events and ("prepared", GUEST, "reader_0", "") in events
+    assert ("started", "", "reader_0", f"{GUEST}, {HOST}") in events
+    assert ("reported", HOST, "lr_0", "failed: boom") in events
+    assert events[-1] == ("ended", GUEST, "", "failed: task lr_0 failed at party 10000 (host/arbiter): boom")
+    # In order of time, and only when asked: the status polls stay small.
+    times = [e["at"] for e in view.detail["events"]]
+    assert times == sorted(times)
+    plain = fed.net.client(GUEST).call(GUEST, QueryJob(JOB))
+    assert isinstance(plain, JobView) and "events" not in plain.detail
+    # The host keeps its own side: created from the initiator, and the end the initiator sent.
+    host_kinds = [e.kind for e in fed.host.store.list_events(JOB)]
+    assert host_kinds[0] == "created" and host_kinds[-1] == "ended"

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.fate_airflow/proto/federation/v1/control.proto\x12\x1a\x66\x61te_airflow.federation.v1\"m\n\tCreateJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x61g_id\x18\x02 \x01(\t\x12\x1a\n\x12initiator_party_id\x18\x03 \x01(\t\x12\x11\n\tplan_json\x18\x04 \x01(\t\x12\x11\n\tconf_json\x18\x05 \x01(\t\"2\n\x0e\x43reateJobReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"B\n\x0bPrepareTask\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x10\n\x08party_id\x18\x03 \x01(\t\"I\n\x11TaskStartDecision\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x14\n\x0ctask_version\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x91\x01\n\x10ReportTaskStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x14\n\x0ctask_version\x18\x03 \x01(\x03\x12\x10\n\x08party_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65tail_json\x18\x07 \x01(\t\"\x1a\n\x08QueryJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"d\n\rPartyTaskView\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65tail_json\x18\x05 \x01(\t\"\x7f\n\x08TaskView\x12\x11\n\ttask_name\x18\x01 \x01(\t\x12\x14\n\x0ctask_version\x18\x02 \x01(\x03\x12\x0e\n\x06status\x18\x03 \x01(\t\x12:\n\x07parties\x18\x04 \x03(\x0b\x32).fate_airflow.federation.v1.PartyTaskView\"\xbe\x01\n\x07JobView\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x61g_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x1a\n\x12initiator_party_id\x18\x06 \x01(\t\x12\x33\n\x05tasks\x18\x07 \x03(\x0b\x32$.fate_airflow.federation.v1.TaskView\x12\x13\n\x0b\x64\x65tail_json\x18\x08 \x01(\t\"9\n\x07StopJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\".\n\x08RerunJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\ntask_names\x18\x02 \x03(\t\"D\n\x0c\x46\x65tchTaskLog\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x11\n\tmax_lines\x18\x03 \x01(\x03\"]\n\x07TaskLog\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05lines\x18\x03 \x03(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\"\"\n\x03\x41\x63k\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xee\x03\n\x0e\x43ontrolRequest\x12\x14\n\x0c\x64st_party_id\x18\x01 \x01(\t\x12;\n\ncreate_job\x18\n \x01(\x0b\x32%.fate_airflow.federation.v1.CreateJobH\x00\x12?\n\x0cprepare_task\x18\x0b \x01(\x0b\x32\'.fate_airflow.federation.v1.PrepareTaskH\x00\x12J\n\x12report_task_status\x18\x0c \x01(\x0b\x32,.fate_airflow.federation.v1.ReportTaskStatusH\x00\x12\x39\n\tquery_job\x18\r \x01(\x0b\x32$.fate_airflow.federation.v1.QueryJobH\x00\x12\x37\n\x08stop_job\x18\x0e \x01(\x0b\x32#.fate_airflow.federation.v1.StopJobH\x00\x12\x39\n\trerun_job\x18\x0f \x01(\x0b\x32$.fate_airflow.federation.v1.RerunJobH\x00\x12\x42\n\x0e\x66\x65tch_task_log\x18\x10 \x01(\x0b\x32(.fate_airflow.federation.v1.FetchTaskLogH\x00\x42\t\n\x07\x63ommand\"\xd2\x02\n\x0f\x43ontrolResponse\x12\x46\n\x10\x63reate_job_reply\x18\n \x01(\x0b\x32*.fate_airflow.federation.v1.CreateJobReplyH\x00\x12L\n\x13task_start_decision\x18\x0b \x01(\x0b\x32-.fate_airflow.federation.v1.TaskStartDecisionH\x00\x12.\n\x03\x61\x63k\x18\x0c \x01(\x0b\x32\x1f.fate_airflow.federation.v1.AckH\x00\x12\x37\n\x08job_view\x18\r \x01(\x0b\x32#.fate_airflow.federation.v1.JobViewH\x00\x12\x37\n\x08task_log\x18\x0e \x01(\x0b\x32#.fate_airflow.federation.v1.TaskLogH\x00\x42\x07\n\x05reply\"#\n\x0bPingRequest\x12\x14\n\x0c\x64st_party_id\x18\x01 \x01(\t\".\n\tPingReply\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t2\xc2\x01\n\x07\x43ontrol\x12_\n\x04\x43\x61ll\x12*.fate_airflow.federation.v1.ControlRequest\x1a+.fate_airflow.federation.v1.ControlResponse\x12V\n\x04Ping\x12\'.fate_airflow.federation.v1.PingRequest\x1a%.fate_airflow.federation.v1.PingReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.fate_airflow/proto/federation/v1/control.proto\x12\x1a\x66\x61te_airflow.federation.v1\"m\n\tCreateJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x61g_id\x18\x02 \x01(\t\x12\x1a\n\x12initiator_party_id\x18\x03 \x01(\t\x12\x11\n\tplan_json\x18\x04 \x01(\t\x12\x11\n\tconf_json\x18\x05 \x01(\t\"2\n\x0e\x43reateJobReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"B\n\x0bPrepareTask\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x10\n\x08party_id\x18\x03 \x01(\t\"I\n\x11TaskStartDecision\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x14\n\x0ctask_version\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x91\x01\n\x10ReportTaskStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x14\n\x0ctask_version\x18\x03 \x01(\x03\x12\x10\n\x08party_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65tail_json\x18\x07 \x01(\t\"/\n\x08QueryJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0bwith_events\x18\x02 \x01(\x08\"d\n\rPartyTaskView\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65tail_json\x18\x05 \x01(\t\"\x7f\n\x08TaskView\x12\x11\n\ttask_name\x18\x01 \x01(\t\x12\x14\n\x0ctask_version\x18\x02 \x01(\x03\x12\x0e\n\x06status\x18\x03 \x01(\t\x12:\n\x07parties\x18\x04 \x03(\x0b\x32).fate_airflow.federation.v1.PartyTaskView\"\xbe\x01\n\x07JobView\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x61g_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x1a\n\x12initiator_party_id\x18\x06 \x01(\t\x12\x33\n\x05tasks\x18\x07 \x03(\x0b\x32$.fate_airflow.federation.v1.TaskView\x12\x13\n\x0b\x64\x65tail_json\x18\x08 \x01(\t\"9\n\x07StopJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\".\n\x08RerunJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\ntask_names\x18\x02 \x03(\t\"D\n\x0c\x46\x65tchTaskLog\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x11\n\tmax_lines\x18\x03 \x01(\x03\"]\n\x07TaskLog\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05lines\x18\x03 \x03(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\"\"\n\x03\x41\x63k\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xee\x03\n\x0e\x43ontrolRequest\x12\x14\n\x0c\x64st_party_id\x18\x01 \x01(\t\x12;\n\ncreate_job\x18\n \x01(\x0b\x32%.fate_airflow.federation.v1.CreateJobH\x00\x12?\n\x0cprepare_task\x18\x0b \x01(\x0b\x32\'.fate_airflow.federation.v1.PrepareTaskH\x00\x12J\n\x12report_task_status\x18\x0c \x01(\x0b\x32,.fate_airflow.federation.v1.ReportTaskStatusH\x00\x12\x39\n\tquery_job\x18\r \x01(\x0b\x32$.fate_airflow.federation.v1.QueryJobH\x00\x12\x37\n\x08stop_job\x18\x0e \x01(\x0b\x32#.fate_airflow.federation.v1.StopJobH\x00\x12\x39\n\trerun_job\x18\x0f \x01(\x0b\x32$.fate_airflow.federation.v1.RerunJobH\x00\x12\x42\n\x0e\x66\x65tch_task_log\x18\x10 \x01(\x0b\x32(.fate_airflow.federation.v1.FetchTaskLogH\x00\x42\t\n\x07\x63ommand\"\xd2\x02\n\x0f\x43ontrolResponse\x12\x46\n\x10\x63reate_job_reply\x18\n \x01(\x0b\x32*.fate_airflow.federation.v1.CreateJobReplyH\x00\x12L\n\x13task_start_decision\x18\x0b \x01(\x0b\x32-.fate_airflow.federation.v1.TaskStartDecisionH\x00\x12.\n\x03\x61\x63k\x18\x0c \x01(\x0b\x32\x1f.fate_airflow.federation.v1.AckH\x00\x12\x37\n\x08job_view\x18\r \x01(\x0b\x32#.fate_airflow.federation.v1.JobViewH\x00\x12\x37\n\x08task_log\x18\x0e \x01(\x0b\x32#.fate_airflow.federation.v1.TaskLogH\x00\x42\x07\n\x05reply\"#\n\x0bPingRequest\x12\x14\n\x0c\x64st_party_id\x18\x01 \x01(\t\".\n\tPingReply\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t2\xc2\x01\n\x07\x43ontrol\x12_\n\x04\x43\x61ll\x12*.fate_airflow.federation.v1.ControlRequest\x1a+.fate_airflow.federation.v1.ControlResponse\x12V\n\x04Ping\x12\'.fate_airflow.federation.v1.PingRequest\x1a%.fate_airflow.federation.v1.PingReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,31 +42,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTTASKSTATUS']._serialized_start=385
   _globals['_REPORTTASKSTATUS']._serialized_end=530
   _globals['_QUERYJOB']._serialized_start=532
-  _globals['_QUERYJOB']._serialized_end=558
-  _globals['_PARTYTASKVIEW']._serialized_start=560
-  _globals['_PARTYTASKVIEW']._serialized_end=660
-  _globals['_TASKVIEW']._serialized_start=662
-  _globals['_TASKVIEW']._serialized_end=789
-  _globals['_JOBVIEW']._serialized_start=792
-  _globals['_JOBVIEW']._serialized_end=982
-  _globals['_STOPJOB']._serialized_start=984
-  _globals['_STOPJOB']._serialized_end=1041
-  _globals['_RERUNJOB']._serialized_start=1043
-  _globals['_RERUNJOB']._serialized_end=1089
-  _globals['_FETCHTASKLOG']._serialized_start=1091
-  _globals['_FETCHTASKLOG']._serialized_end=1159
-  _globals['_TASKLOG']._serialized_start=1161
-  _globals['_TASKLOG']._serialized_end=1254
-  _globals['_ACK']._serialized_start=1256
-  _globals['_ACK']._serialized_end=1290
-  _globals['_CONTROLREQUEST']._serialized_start=1293
-  _globals['_CONTROLREQUEST']._serialized_end=1787
-  _globals['_CONTROLRESPONSE']._serialized_start=1790
-  _globals['_CONTROLRESPONSE']._serialized_end=2128
-  _globals['_PINGREQUEST']._serialized_start=2130
-  _globals['_PINGREQUEST']._serialized_end=2165
-  _globals['_PINGREPLY']._serialized_start=2167
-  _globals['_PINGREPLY']._serialized_end=2213
-  _globals['_CONTROL']._serialized_start=2216
-  _globals['_CONTROL']._serialized_end=2410
+  _globals['_QUERYJOB']._serialized_end=579
+  _globals['_PARTYTASKVIEW']._serialized_start=581
+  _globals['_PARTYTASKVIEW']._serialized_end=681
+  _globals['_TASKVIEW']._serialized_start=683
+  _globals['_TASKVIEW']._serialized_end=810
+  _globals['_JOBVIEW']._serialized_start=813
+  _globals['_JOBVIEW']._serialized_end=1003
+  _globals['_STOPJOB']._serialized_start=1005
+  _globals['_STOPJOB']._serialized_end=1062
+  _globals['_RERUNJOB']._serialized_start=1064
+  _globals['_RERUNJOB']._serialized_end=1110
+  _globals['_FETCHTASKLOG']._serialized_start=1112
+  _globals['_FETCHTASKLOG']._serialized_end=1180
+  _globals['_TASKLOG']._serialized_start=1182
+  _globals['_TASKLOG']._serialized_end=1275
+  _globals['_ACK']._serialized_start=1277
+  _globals['_ACK']._serialized_end=1311
+  _globals['_CONTROLREQUEST']._serialized_start=1314
+  _globals['_CONTROLREQUEST']._serialized_end=1808
+  _globals['_CONTROLRESPONSE']._serialized_start=1811
+  _globals['_CONTROLRESPONSE']._serialized_end=2149
+  _globals['_PINGREQUEST']._serialized_start=2151
+  _globals['_PINGREQUEST']._serialized_end=2186
+  _globals['_PINGREPLY']._serialized_start=2188
+  _globals['_PINGREPLY']._serialized_end=2234
+  _globals['_CONTROL']._serialized_start=2237
+  _globals['_CONTROL']._serialized_end=2431
 # @@protoc_insertion_point(module_scope)

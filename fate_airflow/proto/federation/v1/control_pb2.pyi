@@ -165,15 +165,19 @@ class QueryJob(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOB_ID_FIELD_NUMBER: _builtins.int
+    WITH_EVENTS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
+    with_events: _builtins.bool
+    """Include the job's timeline (JobView.detail_json "events"); off for the frequent status polls."""
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
+        with_events: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "with_events", b"with_events"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
