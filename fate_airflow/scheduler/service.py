@@ -244,12 +244,15 @@ class PartyService:
         create = CreateJob(cmd.job_id, cmd.dag_id, self.party_id, plan.to_dict(), dict(cmd.conf))
         futures = {p: self._pool.submit(self._call, p, create, self.policy.create_timeout) for p in peers}
         accepted: list[str] = []
+        #: Parties that may hold the job although they did not say so (the call timed out or broke).
+        unsure: list[str] = []
         failures: list[str] = []
         for party, fut in futures.items():
             try:
                 reply = fut.result()
             except FateAirflowError as exc:
                 failures.append(f"party {party} could not be reached: {exc}")
+                unsure.append(party)
                 continue
             if isinstance(reply, CreateJobReply) and reply.accepted:
                 accepted.append(party)
@@ -261,7 +264,8 @@ class PartyService:
             log.warning("job %s: %s", cmd.job_id, reason)
             self.store.update_job(cmd.job_id, status=st.FAILED, reason=reason, ended=self._clock())
             self._event(cmd.job_id, "ended", party=self.party_id, message=f"failed: {reason}")
-            for party in accepted:
+            # Clean up wherever the job may exist: a create that timed out may still have landed.
+            for party in accepted + unsure:
                 self._background(party, StopJob(cmd.job_id, "failed", reason))
             return CreateJobReply(False, reason)
         now = self._clock()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from fate_airflow.core.errors import FederationError
 from fate_airflow.core.types import Party
 from fate_airflow.dsl.plan import JobPlan, PartyTask, TaskPlan
 from fate_airflow.federation.api import (
@@ -472,3 +474,27 @@ def test_the_timeline_says_who_prepared_started_and_reported_what_and_why_the_jo
     # The host keeps its own side: created from the initiator, and the end the initiator sent.
     host_kinds = [e.kind for e in fed.host.store.list_events(JOB)]
     assert host_kinds[0] == "created" and host_kinds[-1] == "ended"
+
+
+def test_a_failed_submission_is_cleaned_up_at_a_peer_whose_create_timed_out(fed: Federation2) -> None:
+    class SlowHost:
+        """Creates the job, then the reply is lost (what a timeout looks like to the initiator)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(fed.host, name)
+
+        def create_job(self, src_party_id: str, cmd: CreateJob) -> Any:
+            fed.host.create_job(src_party_id, cmd)
+            raise FederationError("party 10000 did not answer within 30 s")
+
+    fed.net.register(HOST, SlowHost())  # type: ignore[arg-type]
+    plan = make_plan()
+    fed.guest_engine.materialize_job(DAG, plan.to_dict())
+    fed.guest_engine.create_run(DAG, JOB, {})
+    reply = fed.guest.create_job(GUEST, CreateJob(JOB, DAG, GUEST, plan.to_dict(), {}))
+    assert not reply.accepted and "party 10000 could not be reached" in reply.reason
+    fed.net.register(HOST, fed.host)
+    fed.drain()
+    host_job = fed.host.store.get_job(JOB)
+    assert host_job is not None and host_job.status == "failed"  # not left running, waiting forever
+    assert fed.host_engine.runs[(DAG, JOB)].state == "failed"
