@@ -612,8 +612,25 @@ class PartyService:
                     job, cmd.status, f"{cmd.reason} (initiator {job.initiator_party_id} unreachable: {exc})"
                 )
                 return Ack(True, "initiator unreachable; stopped locally")
+            if isinstance(reply, Ack) and reply.ok:
+                self._adopt_initiator_end(job)
             return reply if isinstance(reply, Ack) else Ack(False, f"unexpected reply {reply!r}")
         return Ack(False, f"party {src_party_id} may not stop job {cmd.job_id} here")
+
+    def _adopt_initiator_end(self, job: JobRecord) -> None:
+        """Take the initiator's end of a job as this party's own.
+
+        The initiator's stop back to this party may have been lost (it answers a forwarded stop with
+        "job already ended"); without this the party would keep the job running and forward its stop
+        again on every supervisor pass.
+        """
+        try:
+            view = self._call(job.initiator_party_id, QueryJob(job.job_id), 15.0)
+        except FateAirflowError:
+            return
+        if isinstance(view, JobView) and view.found and view.status in _JOB_END:
+            reason = view.reason or f"ended at initiator {job.initiator_party_id}"
+            self._end_job(job, view.status, reason)
 
     def rerun_job(self, src_party_id: str, cmd: RerunJob) -> Ack:
         """Rerun tasks (and everything downstream) with task version + 1 at every party."""

@@ -13,6 +13,7 @@ from fate_airflow.core.errors import FederationError
 from fate_airflow.core.types import Party
 from fate_airflow.dsl.plan import JobPlan, PartyTask, TaskPlan
 from fate_airflow.federation.api import (
+    Ack,
     CreateJob,
     FetchTaskLog,
     JobView,
@@ -498,3 +499,42 @@ def test_a_failed_submission_is_cleaned_up_at_a_peer_whose_create_timed_out(fed:
     host_job = fed.host.store.get_job(JOB)
     assert host_job is not None and host_job.status == "failed"  # not left running, waiting forever
     assert fed.host_engine.runs[(DAG, JOB)].state == "failed"
+
+
+def test_a_party_that_missed_the_end_adopts_it_instead_of_forwarding_stops_forever(fed: Federation2) -> None:
+    submit(fed)
+    fed.drain()
+
+    class DeafHost:
+        """The host while the initiator's stop to it is lost on the way."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(fed.host, name)
+
+        def stop_job(self, src_party_id: str, cmd: StopJob) -> Ack:
+            return Ack(True, "lost")
+
+    fed.net.register(HOST, DeafHost())  # type: ignore[arg-type]
+    fed.guest.stop_job(GUEST, StopJob(JOB, "canceled", "stopped by the user at 9999"))
+    fed.drain()
+    fed.net.register(HOST, fed.host)
+    assert fed.host.store.get_job(JOB).status == "running"  # type: ignore[union-attr]
+
+    forwarded: list[StopJob] = []
+
+    class CountingGuest:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(fed.guest, name)
+
+        def stop_job(self, src_party_id: str, cmd: StopJob) -> Ack:
+            forwarded.append(cmd)
+            return fed.guest.stop_job(src_party_id, cmd)
+
+    fed.net.register(GUEST, CountingGuest())  # type: ignore[arg-type]
+    fed.host_engine.fail_run(DAG, JOB)  # the host's run fails locally (its UI, its Airflow)
+    for _ in range(6):
+        fed.host.supervise_once()
+    host_job = fed.host.store.get_job(JOB)
+    assert host_job is not None and host_job.status == "canceled"
+    assert host_job.reason == "stopped by the user at 9999"  # the initiator's end, not a new one
+    assert len(forwarded) == 1  # asked once, then adopted: no stop every pass
