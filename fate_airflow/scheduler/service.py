@@ -608,9 +608,9 @@ class PartyService:
             try:
                 reply = self._call(job.initiator_party_id, cmd, 15.0)
             except FateAirflowError as exc:
-                self._end_job(
-                    job, cmd.status, f"{cmd.reason} (initiator {job.initiator_party_id} unreachable: {exc})"
-                )
+                reason = f"{cmd.reason} (initiator {job.initiator_party_id} unreachable: {exc})"
+                self._end_job(job, cmd.status, reason)
+                self._background(job.initiator_party_id, StopJob(job.job_id, cmd.status, reason))
                 return Ack(True, "initiator unreachable; stopped locally")
             if isinstance(reply, Ack) and reply.ok:
                 self._adopt_initiator_end(job)
@@ -841,12 +841,18 @@ class PartyService:
                 silent = now - max(seen, job.started or now)
                 if silent > self.policy.party_timeout:
                     who = "initiator" if party == job.initiator_party_id else "party"
-                    self._end_job(
-                        job,
-                        st.FAILED,
+                    reason = (
                         f"{who} {party} ({'/'.join(plan.roles_of(party))}) is unreachable: no answer for "
-                        f"{silent:.0f} s (limit {self.policy.party_timeout:.0f} s)",
+                        f"{silent:.0f} s (limit {self.policy.party_timeout:.0f} s)"
                     )
+                    self._end_job(job, st.FAILED, reason)
+                    if not job.is_initiator:
+                        # The end travels both ways: should the initiator come back, it must not wait
+                        # for this party's tasks.
+                        self._background(
+                            job.initiator_party_id,
+                            StopJob(job.job_id, "failed", f"at party {self.party_id}: {reason}"),
+                        )
                     break
 
     def _recheck_failed_runs(self, now: float) -> None:

@@ -538,3 +538,20 @@ def test_a_party_that_missed_the_end_adopts_it_instead_of_forwarding_stops_forev
     assert host_job is not None and host_job.status == "canceled"
     assert host_job.reason == "stopped by the user at 9999"  # the initiator's end, not a new one
     assert len(forwarded) == 1  # asked once, then adopted: no stop every pass
+
+
+def test_a_party_that_lost_the_initiator_tells_it_when_it_comes_back(fed: Federation2) -> None:
+    submit(fed)
+    fed.drain()
+    fed.net.down.add(GUEST)
+    fed.clock.now += 11
+    fed.host.supervise_once()
+    host_job = fed.host.store.get_job(JOB)
+    assert host_job is not None and host_job.status == "failed"
+    assert host_job.reason.startswith("initiator 9999 (guest) is unreachable")
+    assert fed.guest.store.get_job(JOB).status == "running"  # type: ignore[union-attr]
+    fed.net.down.discard(GUEST)  # back before the host's retries run out
+    fed.host.drain()
+    guest_job = fed.guest.store.get_job(JOB)
+    assert guest_job is not None and guest_job.status == "failed"
+    assert "at party 10000: initiator 9999 (guest) is unreachable" in guest_job.reason
