@@ -51,7 +51,7 @@ from fate_airflow.federation.api import (
 )
 from fate_airflow.scheduler import state as st
 from fate_airflow.scheduler.engine import FINISHED_TI_STATES, WorkflowEngine
-from fate_airflow.scheduler.store import JobEvent, JobRecord, JobStore, PartyTaskRecord
+from fate_airflow.scheduler.store import JobEvent, JobRecord, JobStore, PartyTaskRecord, PendingReport
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +475,19 @@ class PartyService:
             try:
                 reply = self._call(job.initiator_party_id, cmd, 15.0)
             except FateAirflowError as exc:
-                return Ack(False, f"could not report to initiator {job.initiator_party_id}: {exc}")
+                # Kept durably and resent by the supervisor until the initiator acknowledges it: a
+                # report lost here would leave the initiator waiting for this party forever.
+                self.store.keep_report(
+                    PendingReport(
+                        cmd.job_id, cmd.task_name, cmd.party_id, job.initiator_party_id, cmd.task_version,
+                        cmd.status, cmd.error, dict(cmd.detail), 1, str(exc), self._clock(),
+                    )
+                )  # fmt: skip
+                return Ack(
+                    True,
+                    f"initiator {job.initiator_party_id} unreachable ({exc}); the report is kept and "
+                    "resent until it is acknowledged",
+                )
             return reply if isinstance(reply, Ack) else Ack(False, f"unexpected reply {reply!r}")
         if src_party_id != cmd.party_id:
             return Ack(False, f"party {src_party_id} cannot report for party {cmd.party_id}")
@@ -814,6 +826,7 @@ class PartyService:
             if job is not None:
                 self._fail_local_run(job)
         self._recheck_failed_runs(now)
+        self._resend_reports()
         running = self.store.list_jobs(statuses=(st.RUNNING,))
         ping_due = now - self._last_ping >= self.policy.ping_interval
         if ping_due:
@@ -854,6 +867,29 @@ class PartyService:
                             StopJob(job.job_id, "failed", f"at party {self.party_id}: {reason}"),
                         )
                     break
+
+    def _resend_reports(self) -> None:
+        """Deliver the task reports the initiator has not acknowledged yet (oldest first)."""
+        for report in self.store.pending_reports():
+            cmd = ReportTaskStatus(
+                report.job_id, report.task_name, report.version, report.party_id,
+                report.status, report.error, report.detail,  # type: ignore[arg-type]
+            )  # fmt: skip
+            try:
+                reply = self._call(report.dst_party_id, cmd, 15.0)
+            except FateAirflowError as exc:
+                report.attempts += 1
+                report.last_error = str(exc)
+                self.store.keep_report(report)
+                continue
+            # Any answer is final (an Ack, also "ignored: old version"): the initiator has seen it.
+            if isinstance(reply, Ack) and not reply.ok:
+                log.warning("job %s: initiator declined a resent report: %s", report.job_id, reply.message)
+            self.store.drop_report(
+                report.job_id, report.task_name, report.party_id, report.version, report.status
+            )
+            self._event(report.job_id, "resent", party=report.party_id, task=report.task_name,
+                        version=report.version, message=f"{report.status} after {report.attempts} failed tries")  # fmt: skip
 
     def _recheck_failed_runs(self, now: float) -> None:
         """Fail again a run that Airflow's scheduler marked successful right after we failed it.

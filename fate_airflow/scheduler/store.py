@@ -92,6 +92,40 @@ _events = Table(
     Column("message", Text, nullable=False, default=""),
 )
 
+#: Task reports a non-initiator could not deliver yet: kept until the initiator acknowledges one.
+_outbox = Table(
+    "fate_report_outbox",
+    _metadata,
+    Column("job_id", String(250), primary_key=True),
+    Column("task_name", String(250), primary_key=True),
+    Column("party_id", String(64), primary_key=True),
+    Column("dst_party_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default="{}"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created", Float, nullable=False),
+)
+
+
+@dataclass
+class PendingReport:
+    """A task report waiting for the initiator's acknowledgement (the latest one per task share)."""
+
+    job_id: str
+    task_name: str
+    party_id: str
+    dst_party_id: str
+    version: int
+    status: str
+    error: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    last_error: str = ""
+    created: float = 0.0
+
 
 @dataclass(frozen=True)
 class JobEvent:
@@ -250,8 +284,58 @@ class JobStore:
     def delete_job(self, job_id: str) -> None:
         """Forget a job, its tasks and its timeline (used when a create is rolled back)."""
         with self.transaction() as conn:
-            for table in (_events, _party_tasks, _tasks, _jobs):
+            for table in (_outbox, _events, _party_tasks, _tasks, _jobs):
                 conn.execute(table.delete().where(table.c.job_id == job_id))
+
+    # ------------------------------------------------------------------ report outbox
+    def keep_report(self, report: PendingReport) -> None:
+        """Keep a report to resend, replacing an older one of the same task share.
+
+        Only the latest status matters: resending an older one after it would move the task backwards.
+        """
+        key = and_(
+            _outbox.c.job_id == report.job_id,
+            _outbox.c.task_name == report.task_name,
+            _outbox.c.party_id == report.party_id,
+        )
+        values = {
+            "dst_party_id": report.dst_party_id, "version": report.version, "status": report.status,
+            "error": report.error, "detail": json.dumps(report.detail, default=str), "attempts": report.attempts,
+            "last_error": report.last_error, "created": report.created,
+        }  # fmt: skip
+        with self.transaction() as conn:
+            conn.execute(_outbox.delete().where(key))
+            conn.execute(
+                _outbox.insert().values(
+                    job_id=report.job_id, task_name=report.task_name, party_id=report.party_id, **values
+                )
+            )
+
+    def pending_reports(self) -> list[PendingReport]:
+        """Reports still to deliver, oldest first."""
+        with self.transaction() as conn:
+            rows = conn.execute(select(_outbox).order_by(_outbox.c.created)).mappings().all()
+        out = []
+        for row in rows:
+            data = dict(row)
+            data["detail"] = json.loads(data["detail"] or "{}")
+            out.append(PendingReport(**data))
+        return out
+
+    def drop_report(self, job_id: str, task_name: str, party_id: str, version: int, status: str) -> None:
+        """Forget a delivered report (unless a newer one of the same share replaced it meanwhile)."""
+        with self.transaction() as conn:
+            conn.execute(
+                _outbox.delete().where(
+                    and_(
+                        _outbox.c.job_id == job_id,
+                        _outbox.c.task_name == task_name,
+                        _outbox.c.party_id == party_id,
+                        _outbox.c.version == version,
+                        _outbox.c.status == status,
+                    )
+                )
+            )
 
     # ------------------------------------------------------------------ timeline
     def add_event(self, event: JobEvent) -> None:
@@ -371,4 +455,4 @@ def _party_task_from_row(row: Mapping[str, Any] | Any) -> PartyTaskRecord:
     return PartyTaskRecord(**data)
 
 
-__all__ = ["JobEvent", "JobRecord", "JobStore", "PartyTaskRecord", "TaskRecord"]
+__all__ = ["JobEvent", "JobRecord", "JobStore", "PartyTaskRecord", "PendingReport", "TaskRecord"]

@@ -200,8 +200,13 @@ class FederatedComponentOperator(BaseOperator):
             if done is not None:
                 # An Airflow retry of a share that already succeeded (e.g. after Airflow's
                 # deferral/executor race, apache/airflow#71580): tasks are idempotent, so record the
-                # earlier result instead of running the component again.
+                # earlier result instead of running the component again — and report it again, since
+                # the first try may have died before its report reached the initiator.
                 self._record(context, done)
+                detail = {k: v for k, v in done.items() if k not in ("status", "party_id", "task_version")}
+                self._report(
+                    client, context["run_id"], int(done["task_version"]), done["status"], detail=detail
+                )
                 return done
             if not task.runs_at(self.party_id):
                 result = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ from fate_airflow.federation.api import (
 from fate_airflow.federation.inmemory import InMemoryControlNetwork
 from fate_airflow.scheduler.engine import InMemoryEngine
 from fate_airflow.scheduler.service import PartyPolicy, PartyService
-from fate_airflow.scheduler.store import JobStore
+from fate_airflow.scheduler.store import JobStore, PendingReport
 
 GUEST, HOST = "9999", "10000"
 JOB = "manual__2026-11-27T10:00:00+00:00"
@@ -555,3 +556,35 @@ def test_a_party_that_lost_the_initiator_tells_it_when_it_comes_back(fed: Federa
     guest_job = fed.guest.store.get_job(JOB)
     assert guest_job is not None and guest_job.status == "failed"
     assert "at party 10000: initiator 9999 (guest) is unreachable" in guest_job.reason
+
+
+def test_a_report_the_initiator_cannot_take_is_kept_and_resent_until_acknowledged(fed: Federation2) -> None:
+    submit(fed)
+    for p, svc in ((GUEST, fed.guest), (HOST, fed.host)):
+        svc.prepare_task(p, PrepareTask(JOB, "reader_0", p))
+    version = fed.guest.prepare_task(GUEST, PrepareTask(JOB, "reader_0", GUEST)).task_version
+    fed.guest.report_task_status(GUEST, ReportTaskStatus(JOB, "reader_0", version, GUEST, "success"))
+    fed.net.down.add(GUEST)
+    # The host's share ends while the initiator is away: the operator is told the report is safe.
+    for status in ("running", "success"):
+        ack = fed.host.report_task_status(HOST, ReportTaskStatus(JOB, "reader_0", version, HOST, status))  # type: ignore[arg-type]
+        assert ack.ok and "kept and resent" in ack.message
+    assert [(r.status, r.attempts) for r in fed.host.store.pending_reports()] == [
+        ("success", 1)
+    ]  # the latest only
+    fed.host.supervise_once()  # still away: kept, one more attempt counted
+    assert [r.attempts for r in fed.host.store.pending_reports()] == [2]
+    assert fed.guest.store.get_task(JOB, "reader_0").status == "running"  # type: ignore[union-attr]
+    fed.net.down.discard(GUEST)
+    fed.host.supervise_once()
+    assert fed.host.store.pending_reports() == []
+    assert fed.guest.store.get_task(JOB, "reader_0").status == "success"  # type: ignore[union-attr]
+
+
+def test_kept_reports_survive_a_restart_of_the_party_service(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    JobStore(url).keep_report(
+        PendingReport(JOB, "lr_0", HOST, GUEST, 2, "failed", "boom", {"k": 1}, 3, "down", 5.0)
+    )
+    again = JobStore(url).pending_reports()
+    assert again == [PendingReport(JOB, "lr_0", HOST, GUEST, 2, "failed", "boom", {"k": 1}, 3, "down", 5.0)]
