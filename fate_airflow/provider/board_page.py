@@ -412,7 +412,7 @@ def _component_section(data: JobPageData, task: TaskPlan, base: str) -> str:
     if outputs:
         links = ", ".join(
             f"<a class='data-link' href='{base}/data/{quote(task.name, safe='')}/{quote(role, safe='')}/{quote(key, safe='')}'>"
-            f"{esc(key)} ({esc(role)}, {rows} rows)</a>"
+            f"{esc(key)} ({esc(role)}{f', {rows} rows' if rows >= 0 else ''})</a>"
             for role, key, rows in outputs
         )
         parts.append(f"<p>output data: {links}</p>")

@@ -37,7 +37,7 @@ from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
 from airflow.plugins_manager import AirflowPlugin
 from airflow.utils.session import create_session
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -410,7 +410,7 @@ def data_route(
     key: str,
     user: GetUserDep,
     request: Request,
-    page: int = 0,
+    page_no: int = Query(0, alias="page"),
 ) -> HTMLResponse:
     """A paged preview of the first rows of one of this party's output tables."""
     artifacts = ArtifactStore.local(_data_dir())
@@ -422,8 +422,8 @@ def data_route(
         )
     frame = artifacts.read_data(rec.uri).frame
     head = frame.head(PREVIEW_ROWS)
-    page = max(0, min(page, max(0, (len(head) - 1) // PAGE_ROWS)))
-    chunk = head.iloc[page * PAGE_ROWS : (page + 1) * PAGE_ROWS]
+    page_no = max(0, min(page_no, max(0, (len(head) - 1) // PAGE_ROWS)))
+    chunk = head.iloc[page_no * PAGE_ROWS : (page_no + 1) * PAGE_ROWS]
     rows = [[idx, *row] for idx, row in zip(chunk.index, chunk.itertuples(index=False), strict=True)]
     columns = [str(frame.index.name or "id"), *map(str, frame.columns)]
     here = str(request.url.path)
@@ -434,7 +434,7 @@ def data_route(
         columns,
         rows,
         len(frame),
-        page,
+        page_no,
         PAGE_ROWS,
         _job_base(request, dag_id, run_id),
         here,

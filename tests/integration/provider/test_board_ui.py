@@ -176,6 +176,16 @@ def test_the_dag_runs_fate_job_tab_opens_the_same_page(
     assert board.locator("#job-id").inner_text() == finished_job
     assert board.locator("svg.graph g.node").count() == 4
     page.screenshot(path=str(SHOTS / "dag-run-tab.png"))
+    # The reader's output table, previewed 20 rows at a time (first 100 rows of its 569).
+    board.locator("#task-reader_0 a.data-link").first.click()
+    board.locator("table.data").wait_for()
+    assert "569 rows; preview of the first 100, page 1 of 5" in board.locator("body").inner_text()
+    assert board.locator("table.data tbody tr").count() == 20
+    first_id = board.locator("table.data tbody tr td").first.inner_text()
+    board.locator("#next-page").click()
+    board.get_by_text("page 2 of 5").wait_for()
+    assert board.locator("table.data tbody tr td").first.inner_text() != first_id
+    page.screenshot(path=str(SHOTS / "data-preview.png"))
 
 
 def test_stop_from_the_page_cancels_a_running_job_at_both_parties(page: Any, fed: LocalFederation) -> None:
