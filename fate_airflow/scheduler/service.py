@@ -933,9 +933,14 @@ class PartyService:
         """A run marked failed in this party's UI (or by Airflow itself) stops the job everywhere."""
         try:
             run_state = self.engine.run_state(job.dag_id, job.job_id)
+            states = self.engine.task_states(job.dag_id, job.job_id) if run_state == "success" else {}
         except Exception:
             return
-        if run_state != "failed":
+        # A run the user marked failed can come back "success": on SQLite a scheduler pass that loaded
+        # the run before the PATCH committed overwrites it once the failed task is no longer pending.
+        # A failed task in a successful run of a job still running is that case.
+        overwritten = run_state == "success" and any(states.get(t.name) == "failed" for t in plan.tasks)
+        if run_state != "failed" and not overwritten:
             self._failed_seen.pop(job.job_id, None)
             return
         # Wait one more pass: a failing task reports its error itself, which gives a better reason.
@@ -944,7 +949,7 @@ class PartyService:
         if seen < 3:
             return
         try:
-            states = self.engine.task_states(job.dag_id, job.job_id)
+            states = states or self.engine.task_states(job.dag_id, job.job_id)
         except Exception:
             states = {}
         # A task that failed by itself has reported it; one Airflow failed because the run was marked

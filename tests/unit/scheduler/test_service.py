@@ -588,3 +588,31 @@ def test_kept_reports_survive_a_restart_of_the_party_service(tmp_path: Path) -> 
     )
     again = JobStore(url).pending_reports()
     assert again == [PendingReport(JOB, "lr_0", HOST, GUEST, 2, "failed", "boom", {"k": 1}, 3, "down", 5.0)]
+
+
+def test_a_ui_mark_failed_that_airflow_overwrote_with_success_still_stops_the_job(fed: Federation2) -> None:
+    # Seen at a real SQLite-backed Airflow: the user marks the run failed while toy_1 runs; a scheduler
+    # pass that had loaded the run earlier marks it successful; the task stays failed.
+    submit(fed)
+    run = fed.guest_engine.runs[(DAG, JOB)]
+    run.state = "success"
+    run.tasks.update({"reader_0": "success", "lr_0": "failed", "eval_0": "skipped"})
+    for _ in range(3):
+        fed.guest.supervise_once()
+    fed.drain()
+    job = fed.guest.store.get_job(JOB)
+    assert job is not None and job.status == "canceled"
+    assert job.reason == f"DAG run {JOB} was marked failed at party 9999"
+    assert fed.host.store.get_job(JOB).status == "canceled"  # type: ignore[union-attr]
+    assert fed.host_engine.runs[(DAG, JOB)].state == "failed"
+
+
+def test_a_successful_run_of_a_party_whose_tasks_all_succeeded_is_left_alone(fed: Federation2) -> None:
+    submit(fed)
+    run = fed.host_engine.runs[(DAG, JOB)]
+    run.state = "success"  # the host's shares are done; the job still runs at the guest
+    run.tasks.update({"reader_0": "success", "lr_0": "success", "eval_0": "success"})
+    for _ in range(4):
+        fed.host.supervise_once()
+    fed.drain()
+    assert fed.guest.store.get_job(JOB).status == "running"  # type: ignore[union-attr]
