@@ -256,8 +256,17 @@ def build_env(
 
 
 #: FATE's client (``pipeline`` SDK and ``flow`` CLI) matching the FATE provider, and what it needs
-#: beyond the provider's environment.
-CLIENT_PACKAGES = ("fate-client==2.2.0", "requests-toolbelt==1.0.0")
+#: beyond the provider's environment. Two of FATE's example scripts (homo_nn multi and regression)
+#: import ``fate_test.utils.parse_summary_result``: FATE 2.2's fate_test is not on PyPI, 1.6.1's module
+#: has the same function (and needs only colorama and prettytable besides numpy).
+CLIENT_PACKAGES = (
+    "fate-client==2.2.0",
+    "requests-toolbelt==1.0.0",
+    "fate-test==1.6.1",
+    "colorama==0.4.6",
+    "prettytable==3.19.0",
+    "wcwidth==0.9.4",
+)
 
 
 def build_client_env(provider: ProviderInfo, dest: Path, *, log: Callable[[str], None] = print) -> Path:
@@ -272,7 +281,11 @@ def build_client_env(provider: ProviderInfo, dest: Path, *, log: Callable[[str],
     """
     marker = dest / MARKER
     bin_dir = dest / "bin"
-    if marker.exists():
+    try:
+        built = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        built = None
+    if isinstance(built, dict) and built.get("packages") == list(CLIENT_PACKAGES):
         return bin_dir
     if not provider.python:
         raise ProviderInstallError(f"provider {provider.ref} has no environment to build FATE's client on")
@@ -303,7 +316,7 @@ def build_client_env(provider: ProviderInfo, dest: Path, *, log: Callable[[str],
         log(f"installing {', '.join(CLIENT_PACKAGES)}")
         _run([py, "-m", "pip", "install", "--no-deps", *CLIENT_PACKAGES], log_path, "pip install fate-client")
         _run(
-            [py, "-c", "import fate_client.pipeline, fate_client.flow_sdk, torch"],
+            [py, "-c", "import fate_client.pipeline, fate_client.flow_sdk, torch, fate_test.utils"],
             log_path,
             "importing fate_client",
         )
