@@ -983,7 +983,9 @@ def fate_model_document(params: Mapping[str, Any]) -> dict[str, Any] | None:
         "param": {
             "coef_": [[float(w)] for w in weights],
             "intercept_": [float(intercept)] if fit_intercept and intercept is not None else None,
-            "dtype": "float64",
+            # FATE trains in float32 and scripts build float32 torch layers from it
+            # (test_lr_predict_w_torch.py copies the weights into nn.Linear): say so.
+            "dtype": "float32",
         },
         "header": [str(h) for h in header],
         "fit_intercept": fit_intercept,

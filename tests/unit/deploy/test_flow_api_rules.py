@@ -165,6 +165,7 @@ def test_a_native_lr_model_reads_like_fates_for_fates_scripts() -> None:
     doc = fate_model_document(params)
     assert doc is not None
     param = doc["data"]["estimator"]["param"]
+    assert param["dtype"] == "float32"  # what FATE writes, and what a float32 torch layer accepts
     coef = np.transpose(np.asarray(param["coef_"], dtype=getattr(np, param["dtype"])))
     assert coef.shape == (1, 3) and coef.tolist() == [[0.5, -1.0, 0.25]]
     assert np.asarray(param["intercept_"]).tolist() == [0.1]
