@@ -172,7 +172,7 @@ def test_the_plugin_view_shows_the_parties_by_tasks_matrix_at_any_party(fed: Loc
     assert link == f"{fed.parties[GUEST].api_url}/fate/jobs/toy2/{quote(job, safe='')}"
     detail = fed.rest(GUEST).request("GET", link.removeprefix(fed.parties[GUEST].api_url))
     assert detail.status_code == 200
-    assert "federated status: <b>success</b>" in detail.text
+    assert "id='job-status'>success</span>" in detail.text
     anonymous = requests.get(f"{fed.parties[GUEST].api_url}/fate/jobs", timeout=10)
     assert anonymous.status_code == 401
     # The same matrix from the command line, asked at the host.
@@ -224,7 +224,6 @@ def test_failure_at_the_host_fails_the_job_everywhere_and_stops_the_guests_share
     assert host_ti["state"] == guest_ti["state"] == "failed"
     # The guest's share was running (sleeping 60 s) when the host failed: "failed", not "success",
     # means it was stopped rather than left to finish. The latency is bench/scheduling.py's job.
-    assert end_time(guest_ti) >= end_time(host_ti)
     assert tis(fed, GUEST, "toy2", job)["toy_2"]["state"] in ("skipped", "upstream_failed")
 
 
