@@ -95,10 +95,10 @@ class Evaluation(FateComponent):
         for item in usable:
             assert item.table is not None
             name = f"{item.ref.producer_task or item.ref.name}.{item.ref.output_key or item.ref.key}"
-            results[name] = self._evaluate(ctx, item.table, eval_type, pos_label, label_name, predict_name)
+            results[name], curves[name] = self._evaluate(
+                ctx, item.table, eval_type, pos_label, label_name, predict_name
+            )
             ctx.info("%s (%s): %s", name, eval_type, results[name])
-            if eval_type == "binary":
-                curves[name] = self._curves(item.table, pos_label, label_name, predict_name)
         if len(results) == 1:
             ctx.metrics.update(next(iter(results.values())))
         else:
@@ -117,17 +117,6 @@ class Evaluation(FateComponent):
         )
 
     @staticmethod
-    def _curves(
-        table: Table, pos_label: Any, label_name: str | None, predict_name: str | None
-    ) -> dict[str, Any]:
-        frame = table.frame
-        score_col = predict_name or "predict_score"
-        if score_col not in frame.columns:
-            return {}
-        label = frame[label_name or table.meta.label_column or "label"].to_numpy()
-        return binary_curves((label == pos_label).astype(int), frame[score_col].to_numpy(dtype=np.float64))
-
-    @staticmethod
     def _evaluate(
         ctx: TaskContext,
         table: Table,
@@ -135,7 +124,8 @@ class Evaluation(FateComponent):
         pos_label: Any,
         label_name: str | None,
         predict_name: str | None,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The metrics of one input, and for a binary evaluation its curves (else empty)."""
         frame = table.frame
         label = frame[label_name or table.meta.label_column or "label"].to_numpy()
         if eval_type == "binary":
@@ -144,13 +134,16 @@ class Evaluation(FateComponent):
                 raise ComponentError(f"{ctx.where}: binary evaluation needs column {score_col!r}")
             score = frame[score_col].to_numpy(dtype=np.float64)
             result = frame["predict_result"].to_numpy() if "predict_result" in frame.columns else None
-            return binary_metrics(label, score, result, pos_label)
+            curves = binary_curves((label == pos_label).astype(int), score)
+            return binary_metrics(label, score, result, pos_label), curves
         pred_col = predict_name or "predict_result"
         if pred_col not in frame.columns:
             raise ComponentError(f"{ctx.where}: {eval_type} evaluation needs column {pred_col!r}")
         if eval_type == "regression":
-            return regression_metrics(label.astype(np.float64), frame[pred_col].to_numpy(dtype=np.float64))
-        return multi_metrics(label, frame[pred_col].to_numpy())
+            return regression_metrics(
+                label.astype(np.float64), frame[pred_col].to_numpy(dtype=np.float64)
+            ), {}
+        return multi_metrics(label, frame[pred_col].to_numpy()), {}
 
 
 __all__ = ["Evaluation", "binary_metrics", "multi_metrics", "regression_metrics"]

@@ -61,6 +61,19 @@ def atomic_directory(final: Path, fill: Callable[[Path], None], *, overwrite: bo
         raise
 
 
+def remove_directory(path: Path) -> bool:
+    """Remove a directory so that readers see all of it or none: rename it aside, then delete.
+
+    Returns False when there was nothing to remove.
+    """
+    if not path.exists():
+        return False
+    trash = path.parent / f".trash-{path.name}-{uuid.uuid4().hex}"
+    path.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+    return True
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Write a file via a temporary sibling + fsync + rename (readers see old or new, never half).
 

@@ -23,7 +23,7 @@ task-log and delete permissions for the job's DAG.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -67,7 +67,7 @@ from fate_airflow.provider.board_page import (
     page,
 )
 from fate_airflow.provider.hooks.federation import FederationHook
-from fate_airflow.storage.artifacts import ArtifactStore
+from fate_airflow.storage.artifacts import ArtifactStore, OutputIndex
 from fate_airflow.tracking.board import model_panels, table
 from fate_airflow.tracking.metrics import MetricsStore
 from fate_airflow.tracking.model_store import ModelKey, ModelStore
@@ -223,6 +223,19 @@ def _job_base(request: Request, dag_id: str, run_id: str) -> str:
     return f"{_root(request)}/jobs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
 
 
+def _local_shares(
+    artifacts: ArtifactStore, run_id: str, plan: JobPlan, party_id: str
+) -> Iterator[tuple[str, Party, OutputIndex]]:
+    """(task name, role at this party, output index) of every task share that finished here."""
+    for task in plan.tasks:
+        for pt in task.parties:
+            if pt.party.party_id != party_id:
+                continue
+            index = artifacts.read_index(run_id, task.name, pt.party)
+            if index is not None:
+                yield task.name, pt.party, index
+
+
 def _models_and_data(
     run_id: str, plan: JobPlan, party_id: str, records: Mapping[str, Any]
 ) -> tuple[dict[str, list[Any]], dict[str, list[tuple[str, str, int]]]]:
@@ -231,29 +244,23 @@ def _models_and_data(
     models = ModelStore(_data_dir())
     model_views: dict[str, list[Any]] = {}
     data: dict[str, list[tuple[str, str, int]]] = {}
-    for task in plan.tasks:
-        if task.name not in records:
+    for task_name, party, index in _local_shares(artifacts, run_id, plan, party_id):
+        if task_name not in records:
             continue
-        for pt in task.parties:
-            if pt.party.party_id != party_id:
+        for rec in index.outputs:
+            if rec.empty:
                 continue
-            index = artifacts.read_index(run_id, task.name, pt.party)
-            if index is None:
-                continue
-            for rec in index.outputs:
-                if rec.empty:
+            if rec.kind == "model":
+                try:
+                    stored = models.load(ModelKey.parse(rec.uri))
+                except FateAirflowError as exc:
+                    log.warning("model %s of %s: %s", rec.uri, task_name, exc)
                     continue
-                if rec.kind == "model":
-                    try:
-                        stored = models.load(ModelKey.parse(rec.uri))
-                    except FateAirflowError as exc:
-                        log.warning("model %s of %s: %s", rec.uri, task.name, exc)
-                        continue
-                    arrays = {k: v for k, v in stored.arrays.items() if not k.startswith("fate_model_dir__")}
-                    model_views.setdefault(task.name, []).extend(model_panels(rec.key, stored.params, arrays))
-                elif rec.kind == "data":
-                    rows = _rows_of(records.get(task.name), pt.party.role, rec.key)
-                    data.setdefault(task.name, []).append((pt.party.role, rec.key, rows))
+                arrays = {k: v for k, v in stored.arrays.items() if not k.startswith("fate_model_dir__")}
+                model_views.setdefault(task_name, []).extend(model_panels(rec.key, stored.params, arrays))
+            elif rec.kind == "data":
+                rows = _rows_of(records.get(task_name), party.role, rec.key)
+                data.setdefault(task_name, []).append((party.role, rec.key, rows))
     return model_views, data
 
 
@@ -269,28 +276,39 @@ def _rows_of(record: Any, role: str, key: str) -> int:
     return -1
 
 
-def gather_job(dag_id: str, run_id: str, party_id: str) -> JobPageData:
-    """Everything the job page shows: the initiator's view, this party's plan, tasks and records."""
-    fed_error = ""
-    plan: JobPlan | None = None
-    view = JobView(run_id, found=False)
+def job_views(run_id: str) -> tuple[JobView, JobPlan | None, str]:
+    """The initiator's view of a job (with its timeline), this party's plan, and a gateway error.
+
+    At the initiator its own view holds the plan: one call. Elsewhere the plan comes from this
+    party's own view, which only this party is given.
+    """
     try:
         client = _control()
         try:
-            local = client.call(client.local_party_id, QueryJob(run_id), timeout=10.0)
             view = initiator_view(client, run_id, with_events=True)
+            mine = view
+            if view.found and view.initiator_party_id != client.local_party_id:
+                mine = client.call(client.local_party_id, QueryJob(run_id), timeout=10.0)
         finally:
             client.close()
-        if isinstance(local, JobView) and local.found and local.detail.get("plan"):
-            plan = JobPlan.from_dict(local.detail["plan"])
-        if isinstance(local, JobView) and local.found and not view.found:
-            view = local
     except FateAirflowError as exc:
-        fed_error = str(exc)
+        return JobView(run_id, found=False), None, str(exc)
+    plan_dict = mine.detail.get("plan") if isinstance(mine, JobView) and mine.found else None
+    return view, JobPlan.from_dict(plan_dict) if plan_dict else None, ""
+
+
+def _run_state(session: Any, dag_id: str, run_id: str) -> str:
+    run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).first()
+    if run is None:
+        raise HTTPException(status_code=404, detail=f"DAG {dag_id} has no run {run_id} at this party")
+    return str(run.state)
+
+
+def gather_job(dag_id: str, run_id: str, party_id: str) -> JobPageData:
+    """Everything the job page shows: the initiator's view, this party's plan, tasks and records."""
+    view, plan, fed_error = job_views(run_id)
     with create_session() as session:
-        run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).first()
-        if run is None:
-            raise HTTPException(status_code=404, detail=f"DAG {dag_id} has no run {run_id} at this party")
+        run_state = _run_state(session, dag_id, run_id)
         tis = session.scalars(
             select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
         ).all()
@@ -310,7 +328,6 @@ def gather_job(dag_id: str, run_id: str, party_id: str) -> JobPageData:
             )
             for ti in tis
         }
-        run_state = str(run.state)
     data = JobPageData(dag_id, run_id, party_id, view, plan, local_tasks, run_state, fed_error)
     if plan is not None:
         data.models, data.data_outputs = _models_and_data(run_id, plan, party_id, records)
@@ -449,9 +466,13 @@ def data_route(
 )
 def confirm_delete_route(dag_id: str, run_id: str, user: GetUserDep, request: Request) -> HTMLResponse:
     """Ask before deleting the job's outputs at this party."""
-    data = gather_job(dag_id, run_id, _party_id())
-    status = data.view.status if data.view.found else data.run_state
-    summary = f"job status {status}; {sum(len(v) for v in data.data_outputs.values())} data outputs here"
+    view, plan, _ = job_views(run_id)
+    with create_session() as session:
+        run_state = _run_state(session, dag_id, run_id)
+    shares = list(_local_shares(ArtifactStore.local(_data_dir()), run_id, plan, _party_id())) if plan else []
+    outputs = sum(1 for _, _, index in shares for rec in index.outputs if not rec.empty)
+    status = view.status if view.found else run_state
+    summary = f"job status {status}; {len(shares)} task shares with {outputs} outputs here"
     base = _job_base(request, dag_id, run_id)
     return _html("delete job outputs", confirm_delete_page(dag_id, run_id, base, summary), request)
 
@@ -462,13 +483,15 @@ def confirm_delete_route(dag_id: str, run_id: str, user: GetUserDep, request: Re
 )
 def delete_route(dag_id: str, run_id: str, user: GetUserDep, request: Request) -> RedirectResponse:
     """Delete the job's data, models and metrics at this party (an ended job only)."""
-    data = gather_job(dag_id, run_id, _party_id())
-    status = data.view.status if data.view.found else ""
-    if status not in ("success", "failed", "canceled", "timeout") and data.run_state in ("queued", "running"):
+    view, plan, _ = job_views(run_id)
+    with create_session() as session:
+        run_state = _run_state(session, dag_id, run_id)
+    status = view.status if view.found else ""
+    if status not in ("success", "failed", "canceled", "timeout") and run_state in ("queued", "running"):
         raise HTTPException(
-            status_code=409, detail=f"job {run_id} has not ended ({status or data.run_state}); stop it first"
+            status_code=409, detail=f"job {run_id} has not ended ({status or run_state}); stop it first"
         )
-    removed = delete_job_outputs(run_id, data.plan, _party_id())
+    removed = delete_job_outputs(run_id, plan, _party_id())
     msg = f"deleted at this party: {removed['tasks']} task outputs, {removed['models']} models, metrics {removed['metrics']}"
     return RedirectResponse(f"{_job_base(request, dag_id, run_id)}?msg={quote(msg)}", status_code=303)
 
@@ -478,18 +501,14 @@ def delete_job_outputs(run_id: str, plan: JobPlan | None, party_id: str) -> dict
     artifacts = ArtifactStore.local(_data_dir())
     models = ModelStore(_data_dir())
     counts = {"tasks": 0, "models": 0, "metrics": 0}
-    for task in plan.tasks if plan is not None else ():
-        for pt in task.parties:
-            if pt.party.party_id != party_id:
-                continue
-            index = artifacts.read_index(run_id, task.name, pt.party)
-            if index is None:
-                continue
-            for rec in index.outputs:
-                if rec.kind == "model" and not rec.empty:
-                    counts["models"] += int(models.delete(ModelKey.parse(rec.uri)))
-            artifacts.clear_task(run_id, task.name, pt.party)
-            counts["tasks"] += 1
+    # Listed first: clearing a share removes the index the walk reads.
+    shares = list(_local_shares(artifacts, run_id, plan, party_id)) if plan is not None else []
+    for task_name, party, index in shares:
+        for rec in index.outputs:
+            if rec.kind == "model" and not rec.empty:
+                counts["models"] += int(models.delete(ModelKey.parse(rec.uri)))
+        artifacts.clear_task(run_id, task_name, party)
+        counts["tasks"] += 1
     counts["metrics"] = int(MetricsStore(_data_dir()).delete_job(run_id))
     return counts
 
@@ -550,4 +569,12 @@ class FatePlugin(AirflowPlugin):
     ]
 
 
-__all__ = ["FatePlugin", "app", "delete_job_outputs", "gather_job", "job_view_dict", "query_initiator"]
+__all__ = [
+    "FatePlugin",
+    "app",
+    "delete_job_outputs",
+    "gather_job",
+    "job_view_dict",
+    "job_views",
+    "query_initiator",
+]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fate_airflow.core.errors import StorageError
-from fate_airflow.core.files import atomic_directory
+from fate_airflow.core.files import atomic_directory, remove_directory
 
 #: Where a table lives inside an engine: safe path components, e.g. ``("tables", "experiment", "t")``.
 Location: TypeAlias = tuple[str, ...]
@@ -249,13 +247,7 @@ class LocalParquetEngine(StorageEngine):
 
     def delete(self, location: Location) -> bool:
         """Rename aside, then remove: a concurrent reader sees the table or nothing."""
-        target = self.path(location)
-        if not target.exists():
-            return False
-        trash = target.parent / f".trash-{target.name}-{uuid.uuid4().hex}"
-        target.rename(trash)
-        shutil.rmtree(trash, ignore_errors=True)
-        return True
+        return remove_directory(self.path(location))
 
     def children(self, location: Location) -> list[str]:
         """Visible sub-directories of ``location``."""

@@ -439,12 +439,13 @@ def _find(doc: Any, key: str, depth: int = 0) -> Any:
 
 
 def _flat_numbers(value: Any) -> list[float] | None:
-    arr = np.asarray(value, dtype=object)
+    if value is None:  # absent: np.asarray would make it one NaN
+        return None
     try:
         flat = np.asarray(value, dtype=np.float64).ravel()
     except (TypeError, ValueError):
         return None
-    return [float(v) for v in flat] if arr.size else None
+    return [float(v) for v in flat] if flat.size else None
 
 
 def model_panels(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any] | None = None) -> list[Panel]:

@@ -8,14 +8,12 @@ and survives a metadata-DB reset.
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from fate_airflow.core.errors import StorageError
-from fate_airflow.core.files import atomic_write_bytes
+from fate_airflow.core.files import atomic_write_bytes, remove_directory
 from fate_airflow.core.paths import encode_component, validate_identifier
 from fate_airflow.core.types import Party
 
@@ -54,13 +52,7 @@ class MetricsStore:
 
     def delete_job(self, job_id: str) -> bool:
         """Remove every metrics file of a job at this party; False if there were none."""
-        folder = self.root / encode_component(job_id)
-        if not folder.is_dir():
-            return False
-        trash = folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex}"
-        folder.rename(trash)
-        shutil.rmtree(trash, ignore_errors=True)
-        return True
+        return remove_directory(self.root / encode_component(job_id))
 
     def load(self, job_id: str, task_name: str, party: Party) -> dict[str, Any] | None:
         """The recorded ``{task_version, metrics, summary}``, or None."""

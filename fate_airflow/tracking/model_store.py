@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote, urlsplit
 import numpy as np
 
 from fate_airflow.core.errors import StorageError
-from fate_airflow.core.files import atomic_directory, atomic_write_bytes
+from fate_airflow.core.files import atomic_directory, atomic_write_bytes, remove_directory
 from fate_airflow.core.paths import encode_component, validate_identifier
 from fate_airflow.core.types import Party
 
@@ -211,11 +211,8 @@ class ModelStore:
         The folder is renamed aside first, so a reader sees the whole share or none of it.
         """
         path = self._dir(key)
-        if not path.is_dir():
+        if not remove_directory(path):
             return False
-        trash = path.parent / f".trash-{path.name}-{uuid.uuid4().hex}"
-        path.rename(trash)
-        shutil.rmtree(trash, ignore_errors=True)
         version_dir = path.parent
         if version_dir.is_dir() and not any(version_dir.iterdir()):
             version_dir.rmdir()

@@ -148,6 +148,11 @@ def test_trees_show_host_splits_only_by_their_owner() -> None:
         {"nid": 1, "is_leaf": False, "sitename": "host:10000", "fid": -1, "bid": -1, "l": 3, "r": 4},
         {"nid": 2, "is_leaf": True, "weight": 0.4},
     ]}  # fmt: skip
+    (trees, raw) = model_panels(
+        "output_model", {"fate_models": {"output_model": {"data": {"trees": [tree]}}}}
+    )
+    # No coefficient table of one NaN for a model without coefficients.
+    assert trees.title == "model output_model · output_model: 1 trees" and "coefficients" not in raw.title
     html = tree_tables([tree], {"3": "x3"})
     rows = re.findall(r"<tr>(.*?)</tr>", html)[1:]
     assert "<td>x3</td><td>0.25</td>" in rows[0]
