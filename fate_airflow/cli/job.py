@@ -111,11 +111,11 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ack(reply: object) -> int:
-    if isinstance(reply, Ack) and reply.ok:
+def _ack(reply: Ack) -> int:
+    if reply.ok:
         print(reply.message or "ok")
         return 0
-    raise SchedulingError(getattr(reply, "message", None) or f"unexpected reply {reply!r}")
+    raise SchedulingError(reply.message or "refused")
 
 
 def _stop(args: argparse.Namespace) -> int:
@@ -123,7 +123,7 @@ def _stop(args: argparse.Namespace) -> int:
     client = control_client(cfg)
     try:
         reason = args.reason or f"stopped by `fate-airflow job stop` at party {cfg.party_id}"
-        return _ack(client.call(cfg.party_id, StopJob(args.job_id, "canceled", reason)))
+        return _ack(client.ask(cfg.party_id, StopJob(args.job_id, "canceled", reason)))
     finally:
         client.close()
 
@@ -132,7 +132,7 @@ def _rerun(args: argparse.Namespace) -> int:
     cfg = load(args)
     client = control_client(cfg)
     try:
-        return _ack(client.call(cfg.party_id, RerunJob(args.job_id, (args.from_component,)), timeout=60.0))
+        return _ack(client.ask(cfg.party_id, RerunJob(args.job_id, (args.from_component,)), timeout=60.0))
     finally:
         client.close()
 

@@ -122,12 +122,9 @@ class LocalFederation:
         """The job as ``party_id``'s service sees it."""
         client = control_client(self.parties[party_id])
         try:
-            view = client.call(party_id, QueryJob(job_id))
+            return client.ask(party_id, QueryJob(job_id))
         finally:
             client.close()
-        if not isinstance(view, JobView):
-            raise SchedulingError(f"unexpected reply {view!r}")
-        return view
 
     def wait_job(
         self, job_id: str, *, timeout: float, on_change: Callable[[JobView], None] | None = None

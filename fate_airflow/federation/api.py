@@ -21,9 +21,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeAlias
+from types import MappingProxyType
+from typing import Any, Literal, Protocol, TypeAlias, overload
 
-from fate_airflow.core.errors import FateAirflowError
+from fate_airflow.core.errors import FateAirflowError, FederationError
+from fate_airflow.core.status import JobStatus, TaskPartyStatus
 from fate_airflow.core.types import Party
 
 #: Values a component may send: None, bool, int (any size), float, str, bytes, numpy arrays of
@@ -102,8 +104,6 @@ class Federation(ABC):
 
 # ----------------------------------------------------------------------------- control plane
 
-TaskPartyStatus = Literal["waiting", "running", "success", "failed", "canceled", "timeout", "pass"]
-JobStatus = Literal["waiting", "running", "success", "failed", "canceled", "timeout"]
 StartAction = Literal["wait", "start", "abort"]
 
 
@@ -266,6 +266,20 @@ ControlCommand: TypeAlias = (
 ControlReply: TypeAlias = CreateJobReply | TaskStartDecision | Ack | JobView | TaskLog
 
 
+#: The reply type of each command (what its :class:`CommandHandler` method returns).
+REPLY_TYPES: Mapping[type, type] = MappingProxyType(
+    {
+        CreateJob: CreateJobReply,
+        PrepareTask: TaskStartDecision,
+        ReportTaskStatus: Ack,
+        QueryJob: JobView,
+        StopJob: Ack,
+        RerunJob: Ack,
+        FetchTaskLog: TaskLog,
+    }
+)
+
+
 class CommandHandler(Protocol):
     """What a party does with control commands addressed to it.
 
@@ -328,6 +342,33 @@ class ControlClient(ABC):
             message names the party.
         """
 
+    @overload
+    def ask(self, dst_party_id: str, cmd: CreateJob, timeout: float = 30.0) -> CreateJobReply: ...
+    @overload
+    def ask(self, dst_party_id: str, cmd: PrepareTask, timeout: float = 30.0) -> TaskStartDecision: ...
+    @overload
+    def ask(self, dst_party_id: str, cmd: QueryJob, timeout: float = 30.0) -> JobView: ...
+    @overload
+    def ask(self, dst_party_id: str, cmd: FetchTaskLog, timeout: float = 30.0) -> TaskLog: ...
+    @overload
+    def ask(
+        self, dst_party_id: str, cmd: ReportTaskStatus | StopJob | RerunJob, timeout: float = 30.0
+    ) -> Ack: ...
+    def ask(self, dst_party_id: str, cmd: ControlCommand, timeout: float = 30.0) -> ControlReply:
+        """:meth:`call`, typed: the reply is the one the command's handler returns, or an error.
+
+        :raises FederationError: as :meth:`call`, and when the party answers with another type of
+            reply (a peer speaking another version of the protocol), naming the party and both types.
+        """
+        reply = self.call(dst_party_id, cmd, timeout)
+        expected = REPLY_TYPES[type(cmd)]
+        if not isinstance(reply, expected):
+            raise FederationError(
+                f"party {dst_party_id} answered {type(cmd).__name__} with {type(reply).__name__}, "
+                f"not {expected.__name__}"
+            )
+        return reply
+
     @abstractmethod
     def ping(self, dst_party_id: str, timeout: float = 5.0) -> float:
         """Round-trip to ``dst_party_id``'s gateway; returns seconds, raises FederationError."""
@@ -343,16 +384,16 @@ def initiator_view(client: ControlClient, job_id: str, *, with_events: bool = Fa
     ``found=False`` when this party does not know the job. ``with_events`` adds the timeline
     (``detail["events"]``), which only the initiator holds in full.
     """
-    local = client.call(client.local_party_id, QueryJob(job_id, with_events))
-    if not isinstance(local, JobView) or not local.found:
+    local = client.ask(client.local_party_id, QueryJob(job_id, with_events))
+    if not local.found:
         return JobView(job_id, found=False)
     if not local.initiator_party_id or local.initiator_party_id == client.local_party_id:
         return local
     try:
-        remote = client.call(local.initiator_party_id, QueryJob(job_id, with_events))
+        remote = client.ask(local.initiator_party_id, QueryJob(job_id, with_events))
     except FateAirflowError:
         return local
-    return remote if isinstance(remote, JobView) and remote.found else local
+    return remote if remote.found else local
 
 
 __all__ = [

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -46,6 +46,7 @@ from fate_airflow.core.types import Party
 from fate_airflow.dsl.plan import JobPlan
 from fate_airflow.federation.api import (
     Ack,
+    ControlClient,
     FetchTaskLog,
     JobView,
     QueryJob,
@@ -95,11 +96,14 @@ def _fate_dag_ids(session: Any, tag: str = "fate") -> list[str]:
     return list(session.scalars(select(DagTag.dag_id).where(DagTag.name == tag)))
 
 
-def _control() -> Any:
+_R = TypeVar("_R")
+
+
+def _control() -> ControlClient:
     return FederationHook().control_client()
 
 
-def _with_control(call: Callable[[Any], Any]) -> Any:
+def _with_control(call: Callable[[ControlClient], _R]) -> _R:
     client = _control()
     try:
         return call(client)
@@ -109,7 +113,7 @@ def _with_control(call: Callable[[Any], Any]) -> Any:
 
 def query_initiator(run_id: str) -> JobView:
     """The job as the initiator sees it (asked through this party's gateway)."""
-    return _with_control(lambda client: initiator_view(client, run_id))  # type: ignore[no-any-return]
+    return _with_control(lambda client: initiator_view(client, run_id))
 
 
 def job_view_dict(view: JobView) -> dict[str, Any]:
@@ -288,12 +292,12 @@ def job_views(run_id: str) -> tuple[JobView, JobPlan | None, str]:
             view = initiator_view(client, run_id, with_events=True)
             mine = view
             if view.found and view.initiator_party_id != client.local_party_id:
-                mine = client.call(client.local_party_id, QueryJob(run_id), timeout=10.0)
+                mine = client.ask(client.local_party_id, QueryJob(run_id), timeout=10.0)
         finally:
             client.close()
     except FateAirflowError as exc:
         return JobView(run_id, found=False), None, str(exc)
-    plan_dict = mine.detail.get("plan") if isinstance(mine, JobView) and mine.found else None
+    plan_dict = mine.detail.get("plan") if mine.found else None
     return view, JobPlan.from_dict(plan_dict) if plan_dict else None, ""
 
 
@@ -344,10 +348,8 @@ def job_page_route(
     return _html(f"FATE job {run_id}", job_page(data, _root(request)), request)
 
 
-def _ack_message(reply: Any, done: str) -> str:
-    if isinstance(reply, Ack):
-        return done if reply.ok else f"refused: {reply.message}"
-    return f"unexpected reply: {reply!r}"
+def _ack_message(reply: Ack, done: str) -> str:
+    return done if reply.ok else f"refused: {reply.message}"
 
 
 @app.post(
@@ -361,7 +363,7 @@ def stop_route(dag_id: str, run_id: str, user: GetUserDep, request: Request) -> 
         f"stopped from the FATE job page at party {party} by {getattr(user, 'get_name', lambda: 'a user')()}"
     )
     try:
-        reply = _with_control(lambda c: c.call(c.local_party_id, StopJob(run_id, "canceled", reason)))
+        reply = _with_control(lambda c: c.ask(c.local_party_id, StopJob(run_id, "canceled", reason)))
         msg = _ack_message(reply, "stop requested at every party")
     except FateAirflowError as exc:
         msg = f"stop failed: {exc}"
@@ -377,9 +379,7 @@ def rerun_route(
 ) -> RedirectResponse:
     """Rerun from a component (and everything downstream) at every party, version + 1."""
     try:
-        reply = _with_control(
-            lambda c: c.call(c.local_party_id, RerunJob(run_id, (component,)), timeout=60.0)
-        )
+        reply = _with_control(lambda c: c.ask(c.local_party_id, RerunJob(run_id, (component,)), timeout=60.0))
         msg = _ack_message(reply, f"rerun from {component} requested")
     except FateAirflowError as exc:
         msg = f"rerun failed: {exc}"
@@ -396,15 +396,14 @@ def logs_route(dag_id: str, run_id: str, task_name: str, user: GetUserDep, reque
     logs: list[TaskLog] = []
 
     def fetch(client: Any) -> None:
-        view = client.call(client.local_party_id, QueryJob(run_id), timeout=10.0)
-        parties = [p["party_id"] for p in view.detail.get("parties", [])] if isinstance(view, JobView) else []
+        view = client.ask(client.local_party_id, QueryJob(run_id), timeout=10.0)
+        parties = [p["party_id"] for p in view.detail.get("parties", [])]
         for pid in dict.fromkeys([client.local_party_id, *parties]):
             try:
-                reply = client.call(pid, FetchTaskLog(run_id, task_name), timeout=20.0)
+                reply = client.ask(pid, FetchTaskLog(run_id, task_name), timeout=20.0)
             except FateAirflowError as exc:
                 reply = TaskLog(pid, False, message=f"party {pid} did not answer: {exc}")
-            if isinstance(reply, TaskLog):
-                logs.append(reply)
+            logs.append(reply)
 
     try:
         _with_control(fetch)

@@ -137,7 +137,18 @@ class PartyService:
         self._policy_source = policy_source
         self._clock = clock
         self._control: ControlClient | None = None
-        self._lock = threading.RLock()
+        #: One lock per job: a slow Airflow call or peer for one job never stalls another job's
+        #: prepares, reports or supervision (there is no service-wide lock).
+        self._job_locks: dict[str, threading.RLock] = {}
+        self._job_locks_guard = threading.Lock()
+        #: Jobs whose submission to the other parties is in progress in this process.
+        self._submitting: set[str] = set()
+        #: Jobs accepted from an initiator whose local DAG run is being started in this process.
+        self._accepting: set[str] = set()
+        #: Whether the first supervisor pass resumed the jobs a previous process left unfinished.
+        self._resumed = False
+        #: Destination parties with a resend of kept reports in flight (one batch per party at a time).
+        self._resending: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"fate-party-{party_id}")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,6 +164,14 @@ class PartyService:
         self._pending: list[Future[Any]] = []
 
     # ------------------------------------------------------------------ wiring
+    def _job_lock(self, job_id: str) -> threading.RLock:
+        """The lock serialising the coordination of ``job_id`` (created on first use)."""
+        with self._job_locks_guard:
+            lock = self._job_locks.get(job_id)
+            if lock is None:
+                lock = self._job_locks[job_id] = threading.RLock()
+            return lock
+
     def attach_control(self, client: ControlClient) -> None:
         """Give the service its way to reach other parties (available once the gateway listens)."""
         self._control = client
@@ -173,12 +192,17 @@ class PartyService:
 
     def drain(self, timeout: float = 30.0) -> None:
         """Wait for background notifications (stop/rerun broadcasts) to be delivered or given up."""
-        pending, self._pending = self._pending, []
+        with self._job_locks_guard:
+            pending, self._pending = self._pending, []
         wait(pending, timeout=timeout)
 
-    def _background(self, party: str, cmd: Any) -> None:
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(self._pool.submit(self._call_quietly, party, cmd))
+    def _track(self, future: Future[Any]) -> None:
+        with self._job_locks_guard:
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(future)
+
+    def _background(self, party: str, cmd: StopJob | RerunJob) -> None:
+        self._track(self._pool.submit(self._call_quietly, party, cmd))
 
     def stop(self) -> None:
         """Stop the supervisor thread and background work."""
@@ -221,7 +245,7 @@ class PartyService:
                 f"party {self.party_id} is not the initiator of this job (the job file names "
                 f"{plan.initiator.role} {plan.initiator.party_id}); trigger it at the initiator",
             )
-        with self._lock:
+        with self._job_lock(cmd.job_id):
             existing = self.store.get_job(cmd.job_id)
             if existing is not None:
                 if existing.status in _JOB_END - {st.SUCCESS} and existing.started is None:
@@ -240,9 +264,23 @@ class PartyService:
                 )
             )
             self._event(cmd.job_id, "created", party=self.party_id, message=f"DAG {cmd.dag_id} (initiator)")
+            self._submitting.add(cmd.job_id)
+        try:
+            return self._create_at_peers(cmd.job_id, cmd.dag_id, plan, cmd.conf)
+        finally:
+            self._submitting.discard(cmd.job_id)
+
+    def _create_at_peers(
+        self, job_id: str, dag_id: str, plan: JobPlan, conf: Mapping[str, Any]
+    ) -> CreateJobReply:
+        """Create a waiting job at every other party; running when all accept, else failed everywhere.
+
+        Creation is idempotent at the peers ("job already exists"), so a job left waiting by a crash
+        of this service is submitted again by the same call.
+        """
+        cmd = CreateJob(job_id, dag_id, self.party_id, plan.to_dict(), dict(conf))
         peers = [p for p in plan.party_ids if p != self.party_id]
-        create = CreateJob(cmd.job_id, cmd.dag_id, self.party_id, plan.to_dict(), dict(cmd.conf))
-        futures = {p: self._pool.submit(self._call, p, create, self.policy.create_timeout) for p in peers}
+        futures = {p: self._pool.submit(self.control.ask, p, cmd, self.policy.create_timeout) for p in peers}
         accepted: list[str] = []
         #: Parties that may hold the job although they did not say so (the call timed out or broke).
         unsure: list[str] = []
@@ -254,11 +292,10 @@ class PartyService:
                 failures.append(f"party {party} could not be reached: {exc}")
                 unsure.append(party)
                 continue
-            if isinstance(reply, CreateJobReply) and reply.accepted:
+            if reply.accepted:
                 accepted.append(party)
             else:
-                reason = reply.reason if isinstance(reply, CreateJobReply) else f"unexpected reply {reply!r}"
-                failures.append(f"party {party} refused: {reason}")
+                failures.append(f"party {party} refused: {reply.reason}")
         if failures:
             reason = "job submission failed: " + "; ".join(failures)
             log.warning("job %s: %s", cmd.job_id, reason)
@@ -326,7 +363,7 @@ class PartyService:
                     f"party {me} does not have provider {task.provider} (task {task.name}); install it "
                     f"there with `fate-airflow provider install {name}=={version}`",
                 )
-        with self._lock:
+        with self._job_lock(cmd.job_id):
             if self.store.get_job(cmd.job_id) is not None:
                 return CreateJobReply(True, "job already exists")
             now = self._clock()
@@ -344,6 +381,7 @@ class PartyService:
                 )
             )
             self._event(cmd.job_id, "created", party=me, message=f"DAG {cmd.dag_id} from initiator {src}")
+            self._accepting.add(cmd.job_id)
         try:
             self.engine.materialize_job(cmd.dag_id, plan.to_dict())
             self.engine.create_run(cmd.dag_id, cmd.job_id, dict(cmd.conf))
@@ -351,6 +389,8 @@ class PartyService:
             self.store.delete_job(cmd.job_id)
             log.exception("job %s: could not start the local DAG run", cmd.job_id)
             return CreateJobReply(False, f"party {me} could not start DAG {cmd.dag_id}: {exc}")
+        finally:
+            self._accepting.discard(cmd.job_id)
         self._last_seen[src] = self._clock()
         log.info("job %s accepted from initiator %s; DAG run started", cmd.job_id, src)
         return CreateJobReply(True)
@@ -367,100 +407,150 @@ class PartyService:
             if job.status in _JOB_END and job.status != st.SUCCESS:
                 return TaskStartDecision("abort", reason=job.reason or f"job {job.status}")
             try:
-                reply = self._call(job.initiator_party_id, cmd, 15.0)
+                reply = self.control.ask(job.initiator_party_id, cmd, 15.0)
             except FateAirflowError as exc:
                 # The supervisor fails the job if the initiator stays away; until then, keep waiting.
                 return TaskStartDecision(
                     "wait", reason=f"initiator {job.initiator_party_id} unreachable: {exc}"
                 )
-            if isinstance(reply, TaskStartDecision):
-                return reply
-            return TaskStartDecision("abort", reason=f"unexpected reply from initiator: {reply!r}")
+            return reply
         if src_party_id != cmd.party_id:
             return TaskStartDecision(
                 "abort", reason=f"party {src_party_id} cannot prepare for party {cmd.party_id}"
             )
-        with self._lock:
-            job = self.store.get_job(cmd.job_id)
-            assert job is not None
-            if job.status in _JOB_END:
-                if src_party_id == self.party_id and self._local_rerun_requested(job):
-                    job = self.store.get_job(cmd.job_id)
-                    assert job is not None
-                else:
-                    return TaskStartDecision("abort", reason=job.reason or f"job {cmd.job_id} {job.status}")
-            if job.status == st.WAITING:
-                return TaskStartDecision("wait", reason="the job is being created at every party")
-            plan = JobPlan.from_dict(job.plan)
+        with self._job_lock(cmd.job_id):
+            decision, clear = self._prepare_at_initiator(cmd)
+        if clear:
+            # Outside the lock: these are Airflow and peer calls.
+            self._clear_for_restart(cmd.job_id, cmd.task_name, clear)
+        return decision
+
+    def _prepare_at_initiator(self, cmd: PrepareTask) -> tuple[TaskStartDecision, tuple[str, ...]]:
+        """The initiator's answer to ``cmd`` and the parties whose share to clear (under the job's lock)."""
+        job = self.store.get_job(cmd.job_id)
+        assert job is not None
+        if job.status in _JOB_END:
+            if cmd.party_id == self.party_id and self._local_rerun_requested(job):
+                job = self.store.get_job(cmd.job_id)
+                assert job is not None
+            else:
+                return TaskStartDecision("abort", reason=job.reason or f"job {cmd.job_id} {job.status}"), ()
+        if job.status == st.WAITING:
+            return TaskStartDecision("wait", reason="the job is being created at every party"), ()
+        plan = JobPlan.from_dict(job.plan)
+        try:
+            task = plan.task(cmd.task_name)
+        except KeyError:
+            return TaskStartDecision("abort", reason=f"job {cmd.job_id} has no task {cmd.task_name}"), ()
+        runners = task.party_ids
+        if cmd.party_id not in runners:
+            return TaskStartDecision(
+                "abort", reason=f"task {task.name} does not run at party {cmd.party_id}"
+            ), ()
+        rec = self.store.get_task(job.job_id, task.name)
+        assert rec is not None
+        row = self.store.get_party_task(job.job_id, task.name, cmd.party_id) or PartyTaskRecord(
+            job.job_id, task.name, cmd.party_id
+        )
+        if rec.status == st.RUNNING:
+            if row.version == rec.version and row.status in st.END_STATUSES:
+                return TaskStartDecision(
+                    "abort",
+                    reason=f"task {task.name} version {rec.version} already ended at party {cmd.party_id}",
+                ), ()
+            if row.version == rec.version and row.status == st.RUNNING:
+                # This party started the current version and asks again: its try died without a
+                # report and Airflow retried it. The other parties' shares of that version may have
+                # consumed messages the retry would wait for in vain, so the task restarts as a new
+                # version everywhere.
+                return self._restart_task(job, task, cmd.party_id, rec.version)
+            return TaskStartDecision("start", task_version=rec.version), ()
+        if rec.status in st.END_STATUSES:
+            return TaskStartDecision(
+                "abort", reason=f"task {task.name} already {rec.status}; rerun it first"
+            ), ()
+        if not row.prepared:
+            row.prepared = True
+            row.status = st.READY
+            row.updated = self._clock()
+            self.store.upsert_party_task(row)
+            self._event(job.job_id, "prepared", party=cmd.party_id, task=task.name)
+        waiting_up = [
+            up
+            for up in task.upstream
+            if (r := self.store.get_task(job.job_id, up)) is None or r.status != st.SUCCESS
+        ]
+        if waiting_up:
+            return TaskStartDecision(
+                "wait", reason=f"waiting for upstream {', '.join(waiting_up)} at all parties"
+            ), ()
+        not_ready = [
+            p
+            for p in runners
+            if not (pr := self.store.get_party_task(job.job_id, task.name, p)) or not pr.prepared
+        ]
+        if not_ready:
+            return TaskStartDecision(
+                "wait", reason=f"waiting for parties {', '.join(not_ready)} to be ready"
+            ), ()
+        version = rec.version + 1
+        now = self._clock()
+        self.store.update_task(
+            job.job_id, task.name, version=version, status=st.RUNNING, started=now, ended=None
+        )
+        for p in runners:
+            prow = self.store.get_party_task(job.job_id, task.name, p)
+            assert prow is not None
+            prow.version = version
+            prow.updated = now
+            self.store.upsert_party_task(prow)
+        self._event(job.job_id, "started", task=task.name, version=version, message=", ".join(runners))
+        log.info(
+            "job %s: task %s starts as version %d at %s",
+            job.job_id,
+            task.name,
+            version,
+            ", ".join(runners),
+        )
+        return TaskStartDecision("start", task_version=version), ()
+
+    def _restart_task(
+        self, job: JobRecord, task: TaskPlan, party_id: str, version: int
+    ) -> tuple[TaskStartDecision, tuple[str, ...]]:
+        """Spend ``version`` of ``task`` and let it start again as a new version at every party.
+
+        ``party_id``'s retry counts as prepared; every other party running the task must clear its
+        share (killing a share still running the spent version) and prepare again.
+        """
+        now = self._clock()
+        self.store.update_task(job.job_id, task.name, status=st.WAITING, ended=None)
+        self.store.reset_party_tasks(job.job_id, (task.name,))
+        row = self.store.get_party_task(job.job_id, task.name, party_id) or PartyTaskRecord(
+            job.job_id, task.name, party_id
+        )
+        row.version, row.prepared, row.status, row.updated = version, True, st.READY, now
+        self.store.upsert_party_task(row)
+        reason = (
+            f"party {party_id} retried task {task.name} after its try of version {version} ended "
+            f"without a report; the task restarts as version {version + 1} at every party"
+        )
+        self._event(job.job_id, "retry", party=party_id, task=task.name, version=version, message=reason)
+        log.warning("job %s: %s", job.job_id, reason)
+        return TaskStartDecision("wait", reason=reason), tuple(p for p in task.party_ids if p != party_id)
+
+    def _clear_for_restart(self, job_id: str, task_name: str, parties: tuple[str, ...]) -> None:
+        """Clear the spent version's shares: this party's own in its Airflow, the others' by command."""
+        job = self.store.get_job(job_id)
+        if job is None:
+            return
+        for party in parties:
+            if party != self.party_id:
+                self._background(party, RerunJob(job_id, (task_name,)))
+                continue
             try:
-                task = plan.task(cmd.task_name)
-            except KeyError:
-                return TaskStartDecision("abort", reason=f"job {cmd.job_id} has no task {cmd.task_name}")
-            runners = task.party_ids
-            if cmd.party_id not in runners:
-                return TaskStartDecision(
-                    "abort", reason=f"task {task.name} does not run at party {cmd.party_id}"
-                )
-            rec = self.store.get_task(job.job_id, task.name)
-            assert rec is not None
-            row = self.store.get_party_task(job.job_id, task.name, cmd.party_id) or PartyTaskRecord(
-                job.job_id, task.name, cmd.party_id
-            )
-            if rec.status == st.RUNNING:
-                if row.version == rec.version and row.status in st.END_STATUSES:
-                    return TaskStartDecision(
-                        "abort",
-                        reason=f"task {task.name} version {rec.version} already ended at party {cmd.party_id}",
-                    )
-                return TaskStartDecision("start", task_version=rec.version)
-            if rec.status in st.END_STATUSES:
-                return TaskStartDecision(
-                    "abort", reason=f"task {task.name} already {rec.status}; rerun it first"
-                )
-            if not row.prepared:
-                row.prepared = True
-                row.status = st.READY
-                row.updated = self._clock()
-                self.store.upsert_party_task(row)
-                self._event(job.job_id, "prepared", party=cmd.party_id, task=task.name)
-            waiting_up = [
-                up
-                for up in task.upstream
-                if (r := self.store.get_task(job.job_id, up)) is None or r.status != st.SUCCESS
-            ]
-            if waiting_up:
-                return TaskStartDecision(
-                    "wait", reason=f"waiting for upstream {', '.join(waiting_up)} at all parties"
-                )
-            not_ready = [
-                p
-                for p in runners
-                if not (pr := self.store.get_party_task(job.job_id, task.name, p)) or not pr.prepared
-            ]
-            if not_ready:
-                return TaskStartDecision(
-                    "wait", reason=f"waiting for parties {', '.join(not_ready)} to be ready"
-                )
-            version = rec.version + 1
-            now = self._clock()
-            self.store.update_task(
-                job.job_id, task.name, version=version, status=st.RUNNING, started=now, ended=None
-            )
-            for p in runners:
-                prow = self.store.get_party_task(job.job_id, task.name, p)
-                assert prow is not None
-                prow.version = version
-                prow.updated = now
-                self.store.upsert_party_task(prow)
-            self._event(job.job_id, "started", task=task.name, version=version, message=", ".join(runners))
-            log.info(
-                "job %s: task %s starts as version %d at %s",
-                job.job_id,
-                task.name,
-                version,
-                ", ".join(runners),
-            )
-            return TaskStartDecision("start", task_version=version)
+                self.engine.clear_tasks(job.dag_id, job_id, (task_name,))
+            except Exception:  # the share then fails by itself (a get times out); the job still ends
+                log.exception("job %s: could not clear task %s for its restart", job_id, task_name)
 
     # ------------------------------------------------------------------ report
     def report_task_status(self, src_party_id: str, cmd: ReportTaskStatus) -> Ack:
@@ -473,7 +563,7 @@ class PartyService:
                 return Ack(False, f"party {self.party_id} is not the initiator of job {cmd.job_id}")
             self._record(cmd)
             try:
-                reply = self._call(job.initiator_party_id, cmd, 15.0)
+                reply = self.control.ask(job.initiator_party_id, cmd, 15.0)
             except FateAirflowError as exc:
                 # Kept durably and resent by the supervisor until the initiator acknowledges it: a
                 # report lost here would leave the initiator waiting for this party forever.
@@ -488,10 +578,10 @@ class PartyService:
                     f"initiator {job.initiator_party_id} unreachable ({exc}); the report is kept and "
                     "resent until it is acknowledged",
                 )
-            return reply if isinstance(reply, Ack) else Ack(False, f"unexpected reply {reply!r}")
+            return reply
         if src_party_id != cmd.party_id:
             return Ack(False, f"party {src_party_id} cannot report for party {cmd.party_id}")
-        with self._lock:
+        with self._job_lock(cmd.job_id):
             rec = self.store.get_task(cmd.job_id, cmd.task_name)
             if rec is None:
                 return Ack(False, f"job {cmd.job_id} has no task {cmd.task_name}")
@@ -537,7 +627,7 @@ class PartyService:
                     else "a party"
                 )
                 error = f": {culprit.error}" if culprit and culprit.error else ""
-                self._end_job(job, fed, f"task {cmd.task_name} {fed} at {where}{error}")
+                self._end_job(job, st.job_status(fed), f"task {cmd.task_name} {fed} at {where}{error}")
             elif fed == st.SUCCESS:
                 tasks = self.store.list_tasks(cmd.job_id)
                 if st.federated_job_status(t.status for t in tasks) == st.SUCCESS:
@@ -563,9 +653,9 @@ class PartyService:
             self.store.update_task(cmd.job_id, cmd.task_name, version=cmd.task_version, status=cmd.status)
 
     # ------------------------------------------------------------------ end / stop / rerun
-    def _end_job(self, job: JobRecord, status: str, reason: str) -> None:
+    def _end_job(self, job: JobRecord, status: JobStatus, reason: str) -> None:
         """End a job once (the first end wins); fail the local run and, at the initiator, tell everyone."""
-        with self._lock:
+        with self._job_lock(job.job_id):
             current = self.store.get_job(job.job_id)
             if current is None or current.status in _JOB_END:
                 return
@@ -584,10 +674,9 @@ class PartyService:
         log.info("job %s ended %s: %s", job.job_id, status, reason)
         if current.is_initiator:
             plan = JobPlan.from_dict(current.plan)
-            end: JobStatus = status  # type: ignore[assignment]
             for party in plan.party_ids:
                 if party != self.party_id:
-                    self._background(party, StopJob(job.job_id, end, reason))
+                    self._background(party, StopJob(job.job_id, status, reason))
 
     def _fail_local_run(self, job: JobRecord) -> None:
         try:
@@ -618,15 +707,15 @@ class PartyService:
             return Ack(True)
         if src_party_id == self.party_id:
             try:
-                reply = self._call(job.initiator_party_id, cmd, 15.0)
+                reply = self.control.ask(job.initiator_party_id, cmd, 15.0)
             except FateAirflowError as exc:
                 reason = f"{cmd.reason} (initiator {job.initiator_party_id} unreachable: {exc})"
                 self._end_job(job, cmd.status, reason)
                 self._background(job.initiator_party_id, StopJob(job.job_id, cmd.status, reason))
                 return Ack(True, "initiator unreachable; stopped locally")
-            if isinstance(reply, Ack) and reply.ok:
+            if reply.ok:
                 self._adopt_initiator_end(job)
-            return reply if isinstance(reply, Ack) else Ack(False, f"unexpected reply {reply!r}")
+            return reply
         return Ack(False, f"party {src_party_id} may not stop job {cmd.job_id} here")
 
     def _adopt_initiator_end(self, job: JobRecord) -> None:
@@ -637,12 +726,12 @@ class PartyService:
         again on every supervisor pass.
         """
         try:
-            view = self._call(job.initiator_party_id, QueryJob(job.job_id), 15.0)
+            view = self.control.ask(job.initiator_party_id, QueryJob(job.job_id), 15.0)
         except FateAirflowError:
             return
-        if isinstance(view, JobView) and view.found and view.status in _JOB_END:
+        if view.found and view.status in _JOB_END:
             reason = view.reason or f"ended at initiator {job.initiator_party_id}"
-            self._end_job(job, view.status, reason)
+            self._end_job(job, st.job_status(view.status), reason)
 
     def rerun_job(self, src_party_id: str, cmd: RerunJob) -> Ack:
         """Rerun tasks (and everything downstream) with task version + 1 at every party."""
@@ -661,21 +750,21 @@ class PartyService:
             for name in cmd.task_names:
                 wanted.update(plan.downstream_of(name))
             tasks = tuple(t.name for t in plan.tasks if t.name in wanted)
-            with self._lock:
+            with self._job_lock(job.job_id):
                 self.engine.clear_tasks(job.dag_id, job.job_id, tasks)
                 self._begin_rerun(job, tasks)
             return Ack(True, f"rerunning {', '.join(tasks)}")
         if src_party_id == job.initiator_party_id:
-            with self._lock:
+            with self._job_lock(job.job_id):
                 self.engine.clear_tasks(job.dag_id, job.job_id, tuple(cmd.task_names))
                 self._reset_tasks(job, tuple(cmd.task_names))
             return Ack(True)
         if src_party_id == self.party_id:
             try:
-                reply = self._call(job.initiator_party_id, cmd, 30.0)
+                reply = self.control.ask(job.initiator_party_id, cmd, 30.0)
             except FateAirflowError as exc:
                 return Ack(False, f"initiator {job.initiator_party_id} unreachable: {exc}")
-            return reply if isinstance(reply, Ack) else Ack(False, f"unexpected reply {reply!r}")
+            return reply
         return Ack(False, f"party {src_party_id} may not rerun job {cmd.job_id} here")
 
     def _reset_tasks(self, job: JobRecord, tasks: tuple[str, ...]) -> None:
@@ -821,6 +910,9 @@ class PartyService:
     def supervise_once(self) -> None:
         """One pass: retry failing local runs, notice UI stops, enforce timeouts and liveness."""
         now = self._clock()
+        if not self._resumed:
+            self._resumed = True
+            self._resume_unfinished()
         for job_id in list(self._unfailed_runs):
             job = self.store.get_job(job_id)
             if job is not None:
@@ -868,28 +960,97 @@ class PartyService:
                         )
                     break
 
-    def _resend_reports(self) -> None:
-        """Deliver the task reports the initiator has not acknowledged yet (oldest first)."""
-        for report in self.store.pending_reports():
-            cmd = ReportTaskStatus(
-                report.job_id, report.task_name, report.version, report.party_id,
-                report.status, report.error, report.detail,  # type: ignore[arg-type]
-            )  # fmt: skip
-            try:
-                reply = self._call(report.dst_party_id, cmd, 15.0)
-            except FateAirflowError as exc:
-                report.attempts += 1
-                report.last_error = str(exc)
-                self.store.keep_report(report)
+    def _resume_unfinished(self) -> None:
+        """Take up what a previous process of this service left halfway (first supervisor pass).
+
+        An initiator's job saved as waiting before its peers were all contacted is submitted again
+        (peers that have it answer "already exists"), which ends with the job running or failed at
+        every party; a job accepted from an initiator whose local DAG run was never started gets it.
+        """
+        for job in self.store.list_jobs(statuses=(st.WAITING,)):
+            if not job.is_initiator:
                 continue
-            # Any answer is final (an Ack, also "ignored: old version"): the initiator has seen it.
-            if isinstance(reply, Ack) and not reply.ok:
-                log.warning("job %s: initiator declined a resent report: %s", report.job_id, reply.message)
-            self.store.drop_report(
-                report.job_id, report.task_name, report.party_id, report.version, report.status
+            with self._job_lock(job.job_id):
+                if job.job_id in self._submitting:
+                    continue
+                self._submitting.add(job.job_id)
+            self._event(
+                job.job_id, "resumed", party=self.party_id, message="submission taken up after a restart"
             )
-            self._event(report.job_id, "resent", party=report.party_id, task=report.task_name,
-                        version=report.version, message=f"{report.status} after {report.attempts} failed tries")  # fmt: skip
+            self._track(self._pool.submit(self._resume_submission, job))
+        for job in self.store.list_jobs(statuses=(st.RUNNING,)):
+            if job.is_initiator or job.job_id in self._accepting:
+                continue
+            try:
+                if self.engine.run_state(job.dag_id, job.job_id) is not None:
+                    continue
+                self.engine.materialize_job(job.dag_id, job.plan)
+                self.engine.create_run(job.dag_id, job.job_id, job.conf)
+            except Exception as exc:  # Airflow is away: the initiator's liveness rules decide
+                log.warning("job %s: could not start the local DAG run after a restart: %s", job.job_id, exc)
+                continue
+            self._event(
+                job.job_id, "resumed", party=self.party_id, message="local DAG run started after a restart"
+            )
+
+    def _resume_submission(self, job: JobRecord) -> None:
+        try:
+            reply = self._create_at_peers(job.job_id, job.dag_id, JobPlan.from_dict(job.plan), job.conf)
+            log.info(
+                "job %s: submission resumed: %s", job.job_id, "running" if reply.accepted else reply.reason
+            )
+        except Exception:
+            log.exception("job %s: resuming the submission failed", job.job_id)
+        finally:
+            self._submitting.discard(job.job_id)
+
+    def _resend_reports(self) -> None:
+        """Deliver the task reports the initiator has not acknowledged yet, in the background.
+
+        One batch per destination at a time, off the supervisor thread: a dead initiator costs its
+        own reports a call timeout, never the supervision of other jobs.
+        """
+        by_party: dict[str, list[PendingReport]] = {}
+        for report in self.store.pending_reports():
+            by_party.setdefault(report.dst_party_id, []).append(report)
+        for party, reports in by_party.items():
+            with self._job_locks_guard:
+                if party in self._resending:
+                    continue
+                self._resending.add(party)
+            try:
+                self._track(self._pool.submit(self._resend_to, party, reports))
+            except RuntimeError:  # the pool is shut down: the service is stopping
+                with self._job_locks_guard:
+                    self._resending.discard(party)
+
+    def _resend_to(self, party: str, reports: list[PendingReport]) -> None:
+        try:
+            for report in reports:  # oldest first
+                cmd = ReportTaskStatus(
+                    report.job_id, report.task_name, report.version, report.party_id,
+                    report.status, report.error, report.detail,
+                )  # fmt: skip
+                try:
+                    reply = self.control.ask(party, cmd, 15.0)
+                except FateAirflowError as exc:
+                    report.attempts += 1
+                    report.last_error = str(exc)
+                    self.store.keep_report(report)
+                    return  # the party is away: the next pass tries again, oldest first
+                # Any answer is final (an Ack, also "ignored: old version"): the initiator has seen it.
+                if isinstance(reply, Ack) and not reply.ok:
+                    log.warning(
+                        "job %s: initiator declined a resent report: %s", report.job_id, reply.message
+                    )
+                self.store.drop_report(
+                    report.job_id, report.task_name, report.party_id, report.version, report.status
+                )
+                self._event(report.job_id, "resent", party=report.party_id, task=report.task_name,
+                            version=report.version, message=f"{report.status} after {report.attempts} failed tries")  # fmt: skip
+        finally:
+            with self._job_locks_guard:
+                self._resending.discard(party)
 
     def _recheck_failed_runs(self, now: float) -> None:
         """Fail again a run that Airflow's scheduler marked successful right after we failed it.
@@ -901,7 +1062,7 @@ class PartyService:
         """
         for job_id, until in list(self._recheck_runs.items()):
             # Under the lock: a rerun that reopens the job cannot slip between the read and the PATCH.
-            with self._lock:
+            with self._job_lock(job_id):
                 job = self.store.get_job(job_id)
                 if now > until or job is None or job.status not in _JOB_END or job.status == st.SUCCESS:
                     self._recheck_runs.pop(job_id, None)
@@ -993,16 +1154,13 @@ class PartyService:
         row = self.store.get_party_task(job_id, task_name, self.party_id)
         return row is not None and row.status in (st.FAILED, st.TIMEOUT)
 
-    def _call(self, party: str, cmd: Any, timeout: float) -> Any:
-        return self.control.call(party, cmd, timeout=timeout)
-
-    def _call_quietly(self, party: str, cmd: Any) -> None:
+    def _call_quietly(self, party: str, cmd: StopJob | RerunJob) -> None:
         """Fire-and-forget notification with a few retries (stop/rerun must reach slow parties too)."""
         delay = 0.5
         for attempt in range(5):
             try:
-                reply = self.control.call(party, cmd, timeout=15.0)
-                if isinstance(reply, Ack) and not reply.ok:
+                reply = self.control.ask(party, cmd, timeout=15.0)
+                if not reply.ok:
                     log.warning("party %s declined %s: %s", party, type(cmd).__name__, reply.message)
                 return
             except Exception as exc:

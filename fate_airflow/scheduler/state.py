@@ -11,14 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-WAITING = "waiting"
-READY = "ready"
-RUNNING = "running"
-SUCCESS = "success"
-FAILED = "failed"
-CANCELED = "canceled"
-TIMEOUT = "timeout"
-PASS = "pass"
+from fate_airflow.core.status import (
+    CANCELED,
+    FAILED,
+    PASS,
+    READY,
+    RUNNING,
+    SUCCESS,
+    TIMEOUT,
+    WAITING,
+    JobStatus,
+    Status,
+    TaskPartyStatus,
+    job_status,
+)
 
 #: Statuses after which a task version or a job does not change any more (until a rerun).
 END_STATUSES = frozenset({SUCCESS, FAILED, CANCELED, TIMEOUT, PASS})
@@ -75,6 +81,10 @@ __all__ = [
     "SUCCESS",
     "TIMEOUT",
     "WAITING",
+    "JobStatus",
+    "Status",
+    "TaskPartyStatus",
     "federated_job_status",
     "federated_task_status",
+    "job_status",
 ]

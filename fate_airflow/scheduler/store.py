@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from fate_airflow.scheduler.state import WAITING
+from fate_airflow.core.status import WAITING, TaskPartyStatus
 
 _metadata = MetaData()
 
@@ -119,7 +119,7 @@ class PendingReport:
     party_id: str
     dst_party_id: str
     version: int
-    status: str
+    status: TaskPartyStatus
     error: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0

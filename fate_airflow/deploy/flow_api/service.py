@@ -306,8 +306,8 @@ class FlowApi:
         return [self._job_row(view, r, api_job) for r in roles if role in (None, "", r)]
 
     def _local_plan(self, job_id: str) -> JobPlan | None:
-        reply = self.control.call(self.party_id, QueryJob(job_id))
-        if isinstance(reply, JobView) and reply.found and "plan" in reply.detail:
+        reply = self.control.ask(self.party_id, QueryJob(job_id))
+        if reply.found and "plan" in reply.detail:
             return JobPlan.from_dict(reply.detail["plan"])
         return None
 
@@ -554,7 +554,7 @@ class FlowApi:
                 ReturnCode.INVALID_PARAMETER, f"job {job_id} already ended: {view.status}", job_id=job_id
             )
         reason = f"stopped through the FATE-Flow API at party {self.party_id}"
-        reply = self.control.call(self.party_id, StopJob(str(job_id), "canceled", reason))
+        reply = self.control.ask(self.party_id, StopJob(str(job_id), "canceled", reason))
         return self._ack(reply, str(job_id))
 
     def job_rerun(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -580,14 +580,13 @@ class FlowApi:
             return envelope(
                 ReturnCode.INVALID_PARAMETER, f"job {job_id}: every task succeeded; nothing to rerun"
             )
-        reply = self.control.call(self.party_id, RerunJob(str(job_id), firsts), timeout=60.0)
+        reply = self.control.ask(self.party_id, RerunJob(str(job_id), firsts), timeout=60.0)
         return self._ack(reply, str(job_id), data={"tasks": list(firsts)})
 
-    def _ack(self, reply: object, job_id: str, data: Any = None) -> dict[str, Any]:
-        if isinstance(reply, Ack) and reply.ok:
+    def _ack(self, reply: Ack, job_id: str, data: Any = None) -> dict[str, Any]:
+        if reply.ok:
             return envelope(message=reply.message or "success", job_id=job_id, data=data)
-        message = getattr(reply, "message", "") or f"unexpected reply {reply!r}"
-        return envelope(ReturnCode.SERVER_ERROR, message, job_id=job_id)
+        return envelope(ReturnCode.SERVER_ERROR, reply.message or "refused", job_id=job_id)
 
     def job_notes(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /job/notes/add {job_id, role, party_id, notes}``."""

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from fate_airflow.core.errors import DslError, FateAirflowError
 from fate_airflow.core.providers import party_providers
@@ -33,13 +33,11 @@ from fate_airflow.dsl import load_job
 from fate_airflow.dsl.plan import JobPlan
 from fate_airflow.federation.api import (
     CreateJob,
-    CreateJobReply,
     JobView,
     PrepareTask,
     QueryJob,
     ReportTaskStatus,
     TaskPartyStatus,
-    TaskStartDecision,
 )
 from fate_airflow.provider.hooks.federation import FederationHook
 from fate_airflow.provider.triggers.task_start import TaskStartTrigger
@@ -116,10 +114,7 @@ class FederatedComponentOperator(BaseOperator):
         return self._hook().control_client()
 
     def _job_view(self, client: GrpcControlClient, job_id: str) -> JobView:
-        view = client.call(self.party_id, QueryJob(job_id))
-        if not isinstance(view, JobView):
-            raise AirflowFailException(f"unexpected reply from the party service: {view!r}")
-        return view
+        return client.ask(self.party_id, QueryJob(job_id))
 
     def _ensure_job(self, context: Context, client: GrpcControlClient) -> tuple[JobPlan, JobView]:
         job_id = context["run_id"]
@@ -146,14 +141,20 @@ class FederatedComponentOperator(BaseOperator):
                     f"party {self.party_id} is not this job's initiator ({plan.initiator.role} "
                     f"{plan.initiator.party_id}); trigger the job at the initiator"
                 )
-            reply = client.call(
-                self.party_id,
-                CreateJob(job_id, self.dag_id, self.party_id, plan.to_dict(), dict(overrides)),
-                timeout=300.0,
-            )
-            if not isinstance(reply, CreateJobReply) or not reply.accepted:
-                reason = reply.reason if isinstance(reply, CreateJobReply) else repr(reply)
-                raise AirflowFailException(reason)
+            try:
+                reply = client.ask(
+                    self.party_id,
+                    CreateJob(job_id, self.dag_id, self.party_id, plan.to_dict(), dict(overrides)),
+                    timeout=300.0,
+                )
+            except FateAirflowError as exc:
+                # Retryable: a party service that restarts mid-submission takes the submission up
+                # again, and the retry's create finds the job ("already submitted").
+                raise AirflowException(
+                    f"party service unreachable while submitting job {job_id}: {exc}"
+                ) from None
+            if not reply.accepted:
+                raise AirflowFailException(reply.reason)
             self.log.info("job %s submitted to every party", job_id)
             view = self._job_view(client, job_id)
         plan_dict = view.detail.get("plan")
@@ -220,9 +221,7 @@ class FederatedComponentOperator(BaseOperator):
             cmd = PrepareTask(context["run_id"], self.task_id, self.party_id)
             deadline = time.monotonic() + self.sync_wait
             while True:
-                decision = client.call(self.party_id, cmd)
-                if not isinstance(decision, TaskStartDecision):
-                    raise AirflowFailException(f"unexpected reply {decision!r}")
+                decision = client.ask(self.party_id, cmd)
                 if decision.action == "start":
                     return self._run(context, plan, decision.task_version)
                 if decision.action == "abort":
@@ -358,10 +357,10 @@ class FederatedComponentOperator(BaseOperator):
         )
         for attempt in range(3):
             try:
-                ack = client.call(self.party_id, cmd)
-                if getattr(ack, "ok", False):
+                ack = client.ask(self.party_id, cmd)
+                if ack.ok:
                     return
-                self.log.warning("status report not accepted: %s", getattr(ack, "message", ack))
+                self.log.warning("status report not accepted: %s", ack.message)
                 return
             except FateAirflowError as exc:
                 self.log.warning("status report failed (attempt %d): %s", attempt + 1, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from fate_airflow.federation.api import (
 from fate_airflow.federation.inmemory import InMemoryControlNetwork
 from fate_airflow.scheduler.engine import InMemoryEngine
 from fate_airflow.scheduler.service import PartyPolicy, PartyService
-from fate_airflow.scheduler.store import JobStore, PendingReport
+from fate_airflow.scheduler.store import JobRecord, JobStore, PendingReport
 
 GUEST, HOST = "9999", "10000"
 JOB = "manual__2026-11-27T10:00:00+00:00"
@@ -573,10 +574,12 @@ def test_a_report_the_initiator_cannot_take_is_kept_and_resent_until_acknowledge
         ("success", 1)
     ]  # the latest only
     fed.host.supervise_once()  # still away: kept, one more attempt counted
+    fed.host.drain()
     assert [r.attempts for r in fed.host.store.pending_reports()] == [2]
     assert fed.guest.store.get_task(JOB, "reader_0").status == "running"  # type: ignore[union-attr]
     fed.net.down.discard(GUEST)
     fed.host.supervise_once()
+    fed.host.drain()
     assert fed.host.store.pending_reports() == []
     assert fed.guest.store.get_task(JOB, "reader_0").status == "success"  # type: ignore[union-attr]
 
@@ -616,3 +619,179 @@ def test_a_successful_run_of_a_party_whose_tasks_all_succeeded_is_left_alone(fed
         fed.host.supervise_once()
     fed.drain()
     assert fed.guest.store.get_job(JOB).status == "running"  # type: ignore[union-attr]
+
+
+def test_an_airflow_retry_of_a_crashed_share_restarts_the_task_as_a_new_version_everywhere(
+    fed: Federation2,
+) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    services = {GUEST: fed.guest, HOST: fed.host}
+    for p in (GUEST, HOST, GUEST):
+        decision = services[p].prepare_task(p, PrepareTask(JOB, "lr_0", p))
+    assert decision.action == "start"
+    first = decision.task_version
+    for p in (GUEST, HOST):
+        services[p].report_task_status(p, ReportTaskStatus(JOB, "lr_0", first, p, "running"))
+    fed.guest_engine.runs[(DAG, JOB)].tasks["lr_0"] = "running"
+    fed.host_engine.create_run(DAG, JOB, {})  # idempotent: the host's run exists since the create
+    fed.host_engine.runs[(DAG, JOB)].tasks["lr_0"] = "running"
+    # The host's task process was killed -9; Airflow retries it: the retry prepares again.
+    retry = fed.host.prepare_task(HOST, PrepareTask(JOB, "lr_0", HOST))
+    assert retry.action == "wait" and f"restarts as version {first + 1}" in retry.reason
+    fed.drain()
+    # The guest's share of the spent version is cleared in its Airflow (killing it); the host's live
+    # retry is left alone.
+    assert fed.guest_engine.runs[(DAG, JOB)].tasks["lr_0"] is None
+    assert fed.host_engine.runs[(DAG, JOB)].tasks["lr_0"] == "running"
+    # The killed guest share's late report does not count.
+    late = fed.guest.report_task_status(
+        GUEST, ReportTaskStatus(JOB, "lr_0", first, GUEST, "failed", "killed")
+    )
+    assert late.ok and "ignored" in late.message
+    assert fed.guest.store.get_job(JOB).status == "running"  # type: ignore[union-attr]
+    # The guest's new try prepares: both start the next version.
+    decisions = [services[p].prepare_task(p, PrepareTask(JOB, "lr_0", p)) for p in (GUEST, HOST)]
+    assert [(d.action, d.task_version) for d in decisions] == [("start", first + 1)] * 2
+    for p in (GUEST, HOST):
+        services[p].report_task_status(p, ReportTaskStatus(JOB, "lr_0", first + 1, p, "success"))
+    assert fed.guest.store.get_task(JOB, "lr_0").status == "success"  # type: ignore[union-attr]
+    kinds = [e.kind for e in fed.guest.store.list_events(JOB)]
+    assert "retry" in kinds
+
+
+def test_a_share_that_prepares_again_before_it_started_is_not_a_retry(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    for p, svc in ((GUEST, fed.guest), (HOST, fed.host), (GUEST, fed.guest)):
+        decision = svc.prepare_task(p, PrepareTask(JOB, "lr_0", p))
+    # The host was released but has not reported "running" yet: asking again is its trigger polling.
+    again = fed.host.prepare_task(HOST, PrepareTask(JOB, "lr_0", HOST))
+    assert (again.action, again.task_version) == ("start", decision.task_version)
+
+
+class SlowEngine(InMemoryEngine):
+    """An Airflow whose "fail run" hangs for one run until released."""
+
+    def __init__(self, slow_run: str) -> None:
+        super().__init__()
+        self.slow_run = slow_run
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def fail_run(self, dag_id: str, run_id: str) -> None:
+        if run_id == self.slow_run:
+            self.entered.set()
+            self.release.wait(30)
+        super().fail_run(dag_id, run_id)
+
+
+def test_a_slow_airflow_call_for_one_job_does_not_stall_another_jobs_coordination() -> None:
+    other = JOB + "-2"
+    net = InMemoryControlNetwork()
+    engine = SlowEngine(JOB)
+    guest = PartyService(GUEST, JobStore(), engine, PartyPolicy(readable_tables=("experiment.*",)))
+    host = PartyService(HOST, JobStore(), InMemoryEngine(), PartyPolicy(readable_tables=("experiment.*",)))
+    for pid, svc in ((GUEST, guest), (HOST, host)):
+        svc.attach_control(net.client(pid))
+        net.register(pid, svc)
+    plan = make_plan()
+    try:
+        for job_id in (JOB, other):
+            engine.materialize_job(DAG, plan.to_dict())
+            engine.create_run(DAG, job_id, {})
+            assert guest.create_job(GUEST, CreateJob(job_id, DAG, GUEST, plan.to_dict(), {})).accepted
+        stopper = threading.Thread(target=guest.stop_job, args=(GUEST, StopJob(JOB, "canceled", "user")))
+        stopper.start()
+        assert engine.entered.wait(10)  # the stop of JOB now hangs in Airflow, holding JOB's lock
+        done = threading.Event()
+
+        def prepare_other() -> None:
+            guest.prepare_task(GUEST, PrepareTask(other, "reader_0", GUEST))
+            host.prepare_task(HOST, PrepareTask(other, "reader_0", HOST))
+            done.set()
+
+        threading.Thread(target=prepare_other, daemon=True).start()
+        # With one service-wide lock this waited for the hung call; now it does not.
+        assert done.wait(10)
+        assert guest.prepare_task(GUEST, PrepareTask(other, "reader_0", GUEST)).action == "start"
+        engine.release.set()
+        stopper.join(10)
+        assert guest.store.get_job(JOB).status == "canceled"  # type: ignore[union-attr]
+    finally:
+        engine.release.set()
+        guest.stop()
+        host.stop()
+
+
+def _two_parties(
+    guest_store: JobStore, host_store: JobStore, host_engine: InMemoryEngine | None = None
+) -> tuple[InMemoryControlNetwork, PartyService, PartyService]:
+    net = InMemoryControlNetwork()
+    guest = PartyService(GUEST, guest_store, InMemoryEngine(), PartyPolicy(readable_tables=("experiment.*",)))
+    host = PartyService(
+        HOST, host_store, host_engine or InMemoryEngine(), PartyPolicy(readable_tables=("experiment.*",))
+    )
+    for pid, svc in ((GUEST, guest), (HOST, host)):
+        svc.attach_control(net.client(pid))
+        net.register(pid, svc)
+    return net, guest, host
+
+
+def _waiting_job(plan: JobPlan) -> JobRecord:
+    # What the initiator saved before the crash: the job, waiting, and no peer contacted yet.
+    return JobRecord(JOB, DAG, GUEST, True, plan.to_dict(), {}, "waiting", created=1.0)
+
+
+def test_a_restarted_initiator_submits_a_job_it_left_waiting_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'guest.db'}"
+    plan = make_plan()
+    JobStore(url).add_job(_waiting_job(plan))
+    host_engine = InMemoryEngine()
+    _, guest, host = _two_parties(JobStore(url), JobStore(), host_engine)  # the restarted process
+    try:
+        guest.supervise_once()
+        guest.drain()
+        assert guest.store.get_job(JOB).status == "running"  # type: ignore[union-attr]
+        assert host.store.get_job(JOB).status == "running"  # type: ignore[union-attr]
+        assert host_engine.run_state(DAG, JOB) == "running"
+        assert "resumed" in [e.kind for e in guest.store.list_events(JOB)]
+    finally:
+        guest.stop()
+        host.stop()
+
+
+def test_a_restarted_initiator_ends_a_waiting_job_a_peer_refuses_at_every_party(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'guest.db'}"
+    plan = make_plan()
+    JobStore(url).add_job(_waiting_job(plan))
+    host_engine = InMemoryEngine()
+    host_engine.broken = RuntimeError("airflow down")  # the host cannot start the DAG run: refuses
+    _, guest, host = _two_parties(JobStore(url), JobStore(), host_engine)
+    try:
+        guest.supervise_once()
+        guest.drain()
+        job = guest.store.get_job(JOB)
+        assert job is not None and job.status == "failed"
+        assert "party 10000 refused: party 10000 could not start DAG" in job.reason
+        assert host.store.get_job(JOB) is None  # nothing half-created is left at the host
+    finally:
+        guest.stop()
+        host.stop()
+
+
+def test_a_restarted_participant_starts_the_dag_run_it_had_not_started(tmp_path: Path) -> None:
+    plan = make_plan()
+    host_store = JobStore()
+    host_store.add_job(
+        JobRecord(JOB, DAG, GUEST, False, plan.to_dict(), {"x": 1}, "running", created=1.0, started=1.0)
+    )
+    host_engine = InMemoryEngine()
+    _, guest, host = _two_parties(JobStore(), host_store, host_engine)
+    try:
+        host.supervise_once()
+        assert host_engine.run_state(DAG, JOB) == "running"
+        assert host_engine.runs[(DAG, JOB)].conf == {"x": 1}
+    finally:
+        guest.stop()
+        host.stop()
