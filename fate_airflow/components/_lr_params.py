@@ -14,7 +14,19 @@ from fate_airflow.core.errors import ComponentError
 
 OPTIMIZERS = ("sgd", "nesterov_momentum_sgd", "rmsprop", "adam", "adagrad")
 EARLY_STOP = ("diff", "weight_diff", "abs")
+#: Initialisers, by their internal name; FATE 2.x's ``consts`` and ``random`` are spellings of
+#: ``const`` and ``random_normal`` (1.x's names), see :data:`_INIT_SPELLINGS`.
 INIT_METHODS = ("zeros", "ones", "const", "random_uniform", "random_normal")
+_INIT_SPELLINGS = {
+    "zeros": "zeros",
+    "ones": "ones",
+    "const": "const",
+    "consts": "const",
+    "constant": "const",
+    "random_uniform": "random_uniform",
+    "random_normal": "random_normal",
+    "random": "random_normal",
+}
 
 
 @dataclass(frozen=True)
@@ -88,11 +100,7 @@ def read_config(p: Params) -> LRConfig:
     init = p.get("init_param", default={}) or {}
     if not isinstance(init, dict):
         raise ComponentError(f"{p.where}: init_param must be an object")
-    init_method = str(init.get("init_method") or init.get("method") or "random_uniform").lower()
-    if init_method == "constant":
-        init_method = "const"
-    if init_method not in INIT_METHODS:
-        raise ComponentError(f"{p.where}: init method {init_method!r} is not one of {INIT_METHODS}")
+    init_method, init_const = _init_method(p, init, v2=p.has("epochs") or isinstance(opt_raw, dict))
     seed = init.get("random_seed", init.get("random_state"))
     if p.get("cv_param.need_cv", default=False):
         raise ComponentError(f"{p.where}: cross validation (cv_param.need_cv) is not implemented")
@@ -119,7 +127,7 @@ def read_config(p: Params) -> LRConfig:
         early_stop=early_stop,
         tol=p.number("tol", default=1e-4),
         init_method=init_method,
-        init_const=float(init.get("init_const", init.get("fill_val", 1.0)) or 0.0),
+        init_const=init_const,
         fit_intercept=bool(init.get("fit_intercept", True)),
         random_seed=None if seed is None else int(seed),
         shuffle=p.boolean("shuffle", default=True),
@@ -127,6 +135,31 @@ def read_config(p: Params) -> LRConfig:
         threshold=threshold,
         warnings=tuple(warnings),
     )
+
+
+def _init_method(p: Params, init: dict[str, Any], v2: bool) -> tuple[str, float]:
+    """The initialiser and its constant, from 1.x or 2.x ``init_param``.
+
+    1.x names them ``init_method``/``init_const``, 2.x ``method``/``fill_val``.
+
+    Defaults follow each version: FATE 2.x's ``InitParam`` has ``method: zeros`` and ``fill_val: 0``
+    (the component's default, used when ``init_param`` is absent, is ``random_uniform``); 1.x's has
+    ``random_uniform`` and ``init_const: 1``.
+    """
+    field = "method" if "method" in init else "init_method"
+    raw = init.get(field)
+    if raw is None:
+        raw = "zeros" if v2 and init else "random_uniform"
+    method = _INIT_SPELLINGS.get(str(raw).strip().lower())
+    if method is None:
+        raise ComponentError(f"{p.where}: init_param.{field} {raw!r} is not one of {sorted(_INIT_SPELLINGS)}")
+    default_const = 0.0 if v2 or "fill_val" in init else 1.0
+    const = init.get("fill_val", init.get("init_const", default_const))
+    try:
+        value = float(const if const is not None else default_const)
+    except (TypeError, ValueError):
+        raise ComponentError(f"{p.where}: init_param fill value {const!r} is not a number") from None
+    return method, value
 
 
 def init_weights(cfg: LRConfig, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -140,6 +173,19 @@ def init_weights(cfg: LRConfig, size: int, rng: np.random.Generator) -> np.ndarr
     if cfg.init_method == "random_normal":
         return rng.standard_normal(size)
     return rng.random(size)
+
+
+def class_initial_weights(cfg: LRConfig, size: int, classes: int, rng: np.random.Generator) -> np.ndarray:
+    """Initial weights of each one-vs-rest model, shape ``(classes, size)``.
+
+    FATE 2.x initialises each class's model on its own: with ``random_state`` every class starts
+    from the same draw (a generator seeded afresh per class), without it each draws anew. One class
+    (binary) draws from ``rng`` exactly as before, so binary training is unchanged.
+    """
+    if classes > 1 and cfg.random_seed is not None:
+        seed = cfg.random_seed
+        return np.stack([init_weights(cfg, size, np.random.default_rng(seed)) for _ in range(classes)])
+    return np.stack([init_weights(cfg, size, rng) for _ in range(classes)])
 
 
 class Optimizer:
@@ -229,4 +275,4 @@ class Optimizer:
         return 0.0
 
 
-__all__ = ["LRConfig", "Optimizer", "init_weights", "read_config"]
+__all__ = ["LRConfig", "Optimizer", "class_initial_weights", "init_weights", "read_config"]

@@ -5,7 +5,8 @@
 * regression: ``mse``, ``mae``, ``rmse``, ``r2``;
 * multi: ``accuracy``, ``precision`` and ``recall`` (macro averages).
 
-Parameters: 1.x ``eval_type`` / 2.x ``default_eval_setting``; 2.x ``label_column_name`` and
+Parameters: 1.x ``eval_type`` / 2.x ``default_eval_setting`` (when neither is given, an input's own
+``eval_type`` — hetero LR's one-vs-rest output says ``multi`` — else binary); 2.x ``label_column_name`` and
 ``predict_column_name``. With one input the metrics are flat (``{"auc": ...}``); with several they are
 keyed by ``<producer task>.<output>``. A party without predictions (a host, the arbiter) passes.
 """
@@ -80,6 +81,9 @@ class Evaluation(FateComponent):
     def execute(self, ctx: TaskContext) -> None:
         """Compute metrics for every input that carries labels and predictions."""
         p = ctx.params
+        # Without an explicit setting, an input that says what it is (hetero LR writes
+        # ``eval_type: multi`` for a one-vs-rest prediction) is evaluated as such rather than as binary.
+        explicit = p.has("eval_type", "default_eval_setting")
         eval_type = p.choice("eval_type", "default_eval_setting", default="binary", choices=_EVAL_TYPES)
         pos_label = p.get("pos_label", default=1)
         label_name = p.string("label_column_name", default=None)
@@ -92,13 +96,21 @@ class Evaluation(FateComponent):
             return
         results: dict[str, dict[str, Any]] = {}
         curves: dict[str, dict[str, Any]] = {}
+        kinds: set[str] = set()
         for item in usable:
             assert item.table is not None
             name = f"{item.ref.producer_task or item.ref.name}.{item.ref.output_key or item.ref.key}"
+            kind = eval_type
+            declared = str(item.table.meta.extra.get("eval_type", "")).lower()
+            if not explicit and declared in _EVAL_TYPES:
+                kind = _EVAL_TYPES[declared]
+            kinds.add(kind)
             results[name], curves[name] = self._evaluate(
-                ctx, item.table, eval_type, pos_label, label_name, predict_name
+                ctx, item.table, kind, pos_label, label_name, predict_name
             )
-            ctx.info("%s (%s): %s", name, eval_type, results[name])
+            ctx.info("%s (%s): %s", name, kind, results[name])
+        if len(kinds) == 1:
+            eval_type = kinds.pop()
         if len(results) == 1:
             ctx.metrics.update(next(iter(results.values())))
         else:

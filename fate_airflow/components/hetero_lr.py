@@ -23,6 +23,17 @@ the model (guest: its weights and the intercept; host: its weights; arbiter: tra
 
 With several hosts FATE computes no loss; ``early_stop: diff``/``abs`` then falls back to
 ``weight_diff`` (logged and reported).
+
+Multi-class labels (three or more integer classes) train one-vs-rest, as FATE 2.x's
+``coordinated_lr`` does: one model per class (class k's label is +1 on its rows, −1 elsewhere), the
+hosts holding their own per-class weights. FATE trains the classes one after another; here they
+run in lockstep through the same protocol, every message carrying all still-training classes'
+values class-major (so each HE step is one call over all classes and keeps the pool busy), and the
+arbiter decides convergence per class, dropping a converged class from the next epochs as FATE's
+per-class loop would stop it. The guest's model holds ``labels``, ``class_weights`` and
+``intercepts``, a host's ``label_count`` and ``class_weights`` (``ovr: true``); predictions are
+FATE's multi-class columns (``predict_score`` the largest class score, ``predict_detail`` every
+class's, ``predict_result`` its class) with ``eval_type: multi``.
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from fate_airflow.components._frames import feature_matrix, label_vector, sorted_by_id
-from fate_airflow.components._lr_params import LRConfig, Optimizer, init_weights, read_config
+from fate_airflow.components._lr_params import LRConfig, Optimizer, class_initial_weights, read_config
 from fate_airflow.components.context import TEST_KEYS, FateComponent, TaskContext
 from fate_airflow.components.paillier import (
     HE,
@@ -189,8 +200,14 @@ class HeteroLR(FateComponent):
         table = sorted_by_id(table)
         header = list(model.params["header"])
         x = feature_matrix(table, ctx.where, header)
-        w = np.asarray(model.arrays["weights"], dtype=np.float64)
-        partial = x @ w if len(header) else np.zeros(len(table.frame))
+        # A one-vs-rest model keeps one weight row per class (FATE 2.x's ``ovr`` estimators).
+        ovr = bool(model.params.get("ovr"))
+        if ovr:
+            w = np.asarray(model.arrays["class_weights"], dtype=np.float64).reshape(-1, len(header))
+            partial = x @ w.T
+        else:
+            w = np.asarray(model.arrays["weights"], dtype=np.float64)
+            partial = x @ w if len(header) else np.zeros(len(table.frame))
         share = _Share(ctx, read_config(ctx.params))
         ctx.summary.update(
             {
@@ -206,9 +223,17 @@ class HeteroLR(FateComponent):
             ctx.summary["rows"] = len(x)
             return
         _guest_align(share, table.ids, "predict")
+        if ovr:
+            labels = [int(v) for v in model.params["labels"]]
+            scores = partial + np.asarray(model.params["intercepts"], dtype=np.float64)
+            for host in share.hosts:
+                scores = scores + _partial_scores(ctx, host, "predict", len(x), len(labels))
+            ctx.save_data(_multi_predictions(table, _sigmoid(scores), labels, "predict"), _TEST_OUT)
+            ctx.summary.update({"rows": len(x), "labels": labels})
+            return
         scores = partial + float(model.params.get("intercept", 0.0))
         for host in share.hosts:
-            scores = scores + _partial_scores(ctx, host, "predict", len(x))
+            scores = scores + _partial_scores(ctx, host, "predict", len(x), None)
         threshold = float(
             ctx.params.get("threshold", "predict_param.threshold", default=model.params.get("threshold", 0.5))
         )
@@ -217,29 +242,63 @@ class HeteroLR(FateComponent):
         ctx.summary.update({"rows": len(x), "threshold": threshold})
 
 
-def _partial_scores(ctx: TaskContext, host: Party, tag: str, n: int) -> np.ndarray:
+def _partial_scores(ctx: TaskContext, host: Party, tag: str, n: int, classes: int | None) -> np.ndarray:
+    """A host's plaintext partial scores: ``(n,)`` for a binary model, ``(n, classes)`` for one-vs-rest."""
     got = ctx.get_one("host_partial_score", tag, host)
-    if not isinstance(got, np.ndarray) or got.shape != (n,) or got.dtype.kind != "f":
-        raise ComponentError(f"{ctx.where}: malformed partial scores from {host}")
+    shape = (n,) if classes is None else (n, classes)
+    if not isinstance(got, np.ndarray) or got.shape != shape or got.dtype.kind != "f":
+        kind = "binary" if classes is None else f"{classes}-class one-vs-rest"
+        raise ComponentError(
+            f"{ctx.where}: malformed partial scores from {host} (expected {shape} for a {kind} model; "
+            "were guest and host models trained together?)"
+        )
     return np.asarray(got, dtype=np.float64)
 
 
 def _predictions(table: Table, prob: np.ndarray, threshold: float, kind: str) -> Table:
+    frame = _prediction_frame(table)
+    frame["predict_result"] = (prob > threshold).astype(np.int64)
+    frame["predict_score"] = prob
+    frame["predict_detail"] = [json.dumps({"0": float(1 - p), "1": float(p)}) for p in prob]
+    frame["type"] = kind
+    return _prediction_table(table, frame, "binary")
+
+
+def _multi_predictions(table: Table, prob: np.ndarray, labels: Sequence[int], kind: str) -> Table:
+    """FATE 2.x's multi-class output (``predict_tools.compute_predict_details``, ``MULTI``).
+
+    ``prob`` holds each class model's sigmoid, ``(rows, classes)``, unnormalised as in FATE:
+    ``predict_score`` is the largest, ``predict_detail`` maps every class to its score and
+    ``predict_result`` is the class of the largest. (FATE writes the argmax *index* there, which is
+    the label for its usual labels 0..K−1; the label itself is what evaluation compares.)
+    """
+    frame = _prediction_frame(table)
+    best = np.argmax(prob, axis=1)
+    frame["predict_result"] = np.asarray(labels, dtype=np.int64)[best]
+    frame["predict_score"] = prob[np.arange(len(prob)), best]
+    frame["predict_detail"] = [
+        json.dumps({str(c): float(v) for c, v in zip(labels, row, strict=True)}) for row in prob.tolist()
+    ]
+    frame["type"] = kind
+    return _prediction_table(table, frame, "multi")
+
+
+def _prediction_frame(table: Table) -> pd.DataFrame:
     meta = table.meta
     frame = pd.DataFrame({meta.id_column: table.frame[meta.id_column].astype(str).to_numpy()})
     label = meta.label_column
     if label and label in table.frame.columns:
         frame["label"] = table.frame[label].to_numpy()
-    frame["predict_result"] = (prob > threshold).astype(np.int64)
-    frame["predict_score"] = prob
-    frame["predict_detail"] = [json.dumps({"0": float(1 - p), "1": float(p)}) for p in prob]
-    frame["type"] = kind
+    return frame
+
+
+def _prediction_table(table: Table, frame: pd.DataFrame, eval_type: str) -> Table:
     return Table.from_frame(
         frame,
-        id_column=meta.id_column,
+        id_column=table.meta.id_column,
         label_column="label" if "label" in frame.columns else None,
         feature_columns=[],
-        extra={"predict_score": "predict_score", "predict_result": "predict_result", "eval_type": "binary"},
+        extra={"predict_score": "predict_score", "predict_result": "predict_result", "eval_type": eval_type},
     )
 
 
@@ -276,28 +335,79 @@ def _public_key(share: _Share) -> PublicKey:
     return key
 
 
+def _label_classes(y: np.ndarray, where: str) -> list[int] | None:
+    """The sorted class labels of a multi-class label column, or None for a binary one.
+
+    Binary is FATE's 0/1 (or −1/1) label and keeps the single-model protocol; three or more classes
+    train one-vs-rest, as FATE 2.x's ``coordinated_lr`` does when ``get_dummies`` gives more than two
+    columns. Two classes other than 0/1 are refused (FATE would take label 1 as positive, whatever
+    the other one is).
+    """
+    values = np.unique(y)
+    classes = set(values.tolist())
+    if classes <= {0.0, 1.0} or classes == {-1.0, 1.0}:
+        return None
+    if len(values) == 2:
+        raise ComponentError(f"{where}: binary hetero LR needs labels 0/1 (or -1/1); got {sorted(classes)}")
+    if not np.all(values == np.rint(values)):
+        raise ComponentError(
+            f"{where}: multi-class (one-vs-rest) hetero LR needs integer class labels; got {values[:10].tolist()}"
+        )
+    return [int(v) for v in values]
+
+
+def _check_classes(ctx: TaskContext, got: object, label_count: int) -> list[int]:
+    """A peer's list of the classes still training: sorted, distinct indices below ``label_count``."""
+    if (
+        not isinstance(got, list)
+        or not got
+        or not all(isinstance(k, int) and 0 <= k < label_count for k in got)
+        or got != sorted(set(got))
+    ):
+        raise ComponentError(f"{ctx.where}: malformed class list from a peer")
+    return got
+
+
+def _split(vec: EncVector, parts: int) -> list[EncVector]:
+    """``parts`` equal class blocks of a class-major encrypted vector."""
+    size = len(vec) // parts
+    return [EncVector(vec.cts[j * size : (j + 1) * size], vec.exp) for j in range(parts)]
+
+
 class _GuestTrainer(_Share):
+    """The guest's side: labels, its features, the intercepts; drives the batch plan.
+
+    Binary trains one model; a multi-class label trains ``K`` one-vs-rest models in lockstep — each
+    batch message carries every still-training class's values (class-major), so the hosts encrypt
+    and the guest re-randomises all classes in one HE call each (every core busy), and a class leaves
+    the lockstep when the arbiter finds it converged, as FATE's per-class training would stop it.
+    """
+
     def __init__(self, ctx: TaskContext, cfg: LRConfig, table: Table) -> None:
         super().__init__(ctx, cfg)
         self.table = table
         self.x = feature_matrix(table, ctx.where)
         y = label_vector(table, ctx.where)
-        classes = set(np.unique(y).tolist())
-        if not classes <= {0.0, 1.0} and classes != {-1.0, 1.0}:
-            raise ComponentError(
-                f"{ctx.where}: hetero LR here is binary (labels 0/1); got {sorted(classes)[:10]} "
-                "(multi-class one-vs-rest is not implemented)"
-            )
-        self.y01 = (y > 0).astype(np.float64)
-        self.ypm = 2.0 * self.y01 - 1.0
+        self.labels = _label_classes(y, ctx.where)
+        if self.labels is None:
+            self.ypm = (2.0 * (y > 0).astype(np.float64) - 1.0).reshape(1, -1)
+        else:
+            # one-vs-rest: class k's label is +1 on its rows, -1 elsewhere (FATE's get_dummies)
+            self.ypm = np.where(y[None, :] == np.asarray(self.labels, dtype=np.float64)[:, None], 1.0, -1.0)
+
+    @property
+    def multi(self) -> bool:
+        """Whether this is a one-vs-rest (multi-class) run."""
+        return self.labels is not None
 
     def run(self) -> None:
         ctx, cfg = self.ctx, self.cfg
         n, f = self.x.shape
+        k_all = self.ypm.shape[0]
         ids = self.table.ids
         _guest_align(self, ids, "train")
         key = _public_key(self)
-        computing = choose_computing(n * (f + 1), _MIN_PARALLEL)
+        computing = choose_computing(n * (f + 1) * k_all, _MIN_PARALLEL)
         he = HE(key, computing, ctx.abort, _MIN_PARALLEL)
         prec = cfg.precision
         loss_available = len(self.hosts) == 1
@@ -307,100 +417,139 @@ class _GuestTrainer(_Share):
             ctx.warning("%s", msg)
             ctx.summary["warnings"] = [*ctx.summary.get("warnings", []), msg]
             early_stop = "weight_diff"
-        ctx.remote(
-            {
-                "max_iter": cfg.max_iter,
-                "early_stop": early_stop,
-                "tol": cfg.tol,
-                "loss_available": loss_available,
-            },
-            "train_info",
-            "0",
-            self.arbiters,
-        )
+        train_info: dict[str, Any] = {
+            "max_iter": cfg.max_iter,
+            "early_stop": early_stop,
+            "tol": cfg.tol,
+            "loss_available": loss_available,
+        }
+        if self.multi:
+            # the count only: the label values stay with the guest (FATE sends the hosts the same)
+            train_info["label_count"] = k_all
+        ctx.remote(train_info, "train_info", "0", self.arbiters)
         rng = np.random.default_rng(training_seed(cfg, ctx))
         size = f + (1 if cfg.fit_intercept else 0)
-        w = init_weights(cfg, size, rng)
-        opt = Optimizer(cfg, size, cfg.fit_intercept)
+        w = class_initial_weights(cfg, size, k_all, rng)
+        opts = [Optimizer(cfg, size, cfg.fit_intercept) for _ in range(k_all)]
         x_int = _fixed_point(self.x, prec, ctx.where)
         one = 1 << prec
         batch_size = n if cfg.batch_size is None or cfg.batch_size >= n else cfg.batch_size
         ctx.info(
-            "training: %d rows, %d guest features, %d host(s), batch %d, optimizer %s, lr %g, %s, cipher %s",
+            "training: %d rows, %d guest features, %d host(s), %s, batch %d, optimizer %s, lr %g, %s, cipher %s",
             n,
             f,
             len(self.hosts),
+            f"{k_all} classes one-vs-rest" if self.multi else "binary",
             batch_size,
             cfg.optimizer,
             cfg.learning_rate,
             f"{cfg.penalty} alpha {cfg.alpha}" if cfg.penalty else "no penalty",
             key.describe(),
         )
+        # per epoch, the arbiter's loss (one-vs-rest: the mean over the classes still training)
         losses: list[float] = []
-        converged = False
+        class_losses: list[list[float]] = [[] for _ in range(k_all)]
+        class_converged = [False] * k_all
+        class_iterations = [0] * k_all
+        active = list(range(k_all))
         iterations = 0
         for it in range(cfg.max_iter):
-            opt.iters = it
+            for k in active:
+                opts[k].iters = it
             order = rng.permutation(n) if cfg.shuffle and batch_size < n else np.arange(n)
             batches = [np.sort(order[s : s + batch_size]).astype(np.int64) for s in range(0, n, batch_size)]
-            ctx.remote(
-                {"batches": batches, "weight_diff": early_stop == "weight_diff"},
-                "batch_info",
-                str(it),
-                self.hosts,
-            )
-            ctx.remote({"batches": len(batches)}, "batch_info", str(it), self.arbiters)
-            w_start = w.copy()
+            host_plan: dict[str, Any] = {"batches": batches, "weight_diff": early_stop == "weight_diff"}
+            arbiter_plan: dict[str, Any] = {"batches": len(batches)}
+            if self.multi:
+                host_plan.update({"label_count": k_all, "classes": list(active)})
+                arbiter_plan["classes"] = list(active)
+            ctx.remote(host_plan, "batch_info", str(it), self.hosts)
+            ctx.remote(arbiter_plan, "batch_info", str(it), self.arbiters)
+            w_start = w[active].copy()
             for b, idx in enumerate(batches):
                 ctx.check_abort()
                 tag = f"{it}.{b}"
-                w = self._batch(he, opt, w, idx, x_int, one, tag, loss_available)
+                w[active] = self._batch(he, opts, w, active, idx, x_int, one, tag, loss_available)
             iterations = it + 1
+            for k in active:
+                class_iterations[k] = it + 1
             if early_stop == "weight_diff":
-                total = he.encrypt([float(np.sum((w - w_start) ** 2))], 2 * prec).cts[0]
+                sums = np.sum((w[active] - w_start) ** 2, axis=1)
+                totals = he.encrypt(sums, 2 * prec).cts
                 for host in self.hosts:
-                    got = ctx.get_one("host_weight_diff", str(it), host)
-                    total = he.add_ct(total, he.unpack(got, 1, "host weight diff")[0])
-                ctx.remote({"ct": he.pack([total]), "exp": 2 * prec}, "weight_diff", str(it), self.arbiters)
+                    got = he.unpack(
+                        ctx.get_one("host_weight_diff", str(it), host), len(active), "host weight diff"
+                    )
+                    totals = [he.add_ct(t, g) for t, g in zip(totals, got, strict=True)]
+                ctx.remote({"ct": he.pack(totals), "exp": 2 * prec}, "weight_diff", str(it), self.arbiters)
             flag = ctx.get_one("converge_flag", str(it), self.arbiters[0])
+            if not isinstance(flag, dict):
+                raise ComponentError(f"{ctx.where}: malformed convergence flag")
+            converged_now, losses_now = self._class_flags(flag, len(active))
+            for k, conv, loss in zip(active, converged_now, losses_now, strict=True):
+                class_converged[k] = conv
+                if loss is not None:
+                    class_losses[k].append(loss)
             if flag.get("loss") is not None:
                 losses.append(float(flag["loss"]))
                 ctx.info("iteration %d: loss %.6f", it, losses[-1])
             else:
                 ctx.info("iteration %d done", it)
-            converged = bool(flag.get("converged"))
+            active = [k for k, conv in zip(active, converged_now, strict=True) if not conv]
             if flag.get("stop"):
                 break
-        coef = w[:f]
-        intercept = float(w[f]) if cfg.fit_intercept else 0.0
         # predictions on the training data (hosts send plaintext partial scores, as FATE does)
-        scores = self.x @ coef + intercept
+        coef = w[:, :f]
+        intercepts = w[:, f] if cfg.fit_intercept else np.zeros(k_all)
+        scores = self.x @ coef.T + intercepts
         for host in self.hosts:
-            scores = scores + _partial_scores(ctx, host, "train", n)
-        prob = _sigmoid(scores)
-        out = _predictions(self.table, prob, cfg.threshold, "train")
+            part = _partial_scores(ctx, host, "train", n, k_all if self.multi else None)
+            scores = scores + (part if self.multi else part[:, None])
         label_name = self.table.meta.label_column
-        ctx.save_data(out, _TRAIN_OUT)
-        ctx.save_model(
-            {
-                "header": list(self.table.meta.feature_columns),
-                "weights": coef.tolist(),
-                "intercept": intercept,
-                "fit_intercept": cfg.fit_intercept,
-                "threshold": cfg.threshold,
-                "label_name": label_name,
-                "iterations": iterations,
-                "converged": converged,
-                "loss_history": losses,
-                "cipher": key.kind,
-                "key_length": key.key_length,
-                "optimizer": cfg.optimizer,
-                "floating_point_precision": prec,
-            },
-            {"weights": coef},
-            {"module": "HeteroLR", "cipher": key.kind, "key_length": key.key_length},
-        )
-        ctx.metrics.update({"iterations": iterations, "converged": converged})
+        common = {
+            "header": list(self.table.meta.feature_columns),
+            "fit_intercept": cfg.fit_intercept,
+            "threshold": cfg.threshold,
+            "label_name": label_name,
+            "iterations": iterations,
+            "converged": all(class_converged),
+            "cipher": key.kind,
+            "key_length": key.key_length,
+            "optimizer": cfg.optimizer,
+            "floating_point_precision": prec,
+        }
+        meta = {"module": "HeteroLR", "cipher": key.kind, "key_length": key.key_length}
+        if self.labels is None:
+            out = _predictions(self.table, _sigmoid(scores[:, 0]), cfg.threshold, "train")
+            ctx.save_data(out, _TRAIN_OUT)
+            ctx.save_model(
+                {
+                    **common,
+                    "weights": coef[0].tolist(),
+                    "intercept": float(intercepts[0]),
+                    "loss_history": losses,
+                },
+                {"weights": coef[0]},
+                meta,
+            )
+        else:
+            out = _multi_predictions(self.table, _sigmoid(scores), self.labels, "train")
+            ctx.save_data(out, _TRAIN_OUT)
+            ctx.save_model(
+                {
+                    **common,
+                    "ovr": True,
+                    "labels": self.labels,
+                    "class_weights": coef.tolist(),
+                    "intercepts": intercepts.tolist(),
+                    "class_iterations": class_iterations,
+                    "class_converged": class_converged,
+                    "class_loss_history": class_losses,
+                },
+                {"class_weights": coef, "intercepts": intercepts},
+                meta,
+            )
+        ctx.metrics.update({"iterations": iterations, "converged": all(class_converged)})
         if losses:
             ctx.metrics["loss"] = losses[-1]
         ctx.summary.update(
@@ -408,7 +557,7 @@ class _GuestTrainer(_Share):
                 "rows": n,
                 "features": f,
                 "iterations": iterations,
-                "converged": converged,
+                "converged": all(class_converged),
                 "loss_history": losses,
                 "optimizer": cfg.optimizer,
                 "batch_size": batch_size,
@@ -416,33 +565,60 @@ class _GuestTrainer(_Share):
                 "workers": computing.cores,
             }
         )
-        ctx.info("trained: %d iterations, converged %s, cipher %s", iterations, converged, key.describe())
+        if self.multi:
+            ctx.summary.update(
+                {
+                    "labels": self.labels,
+                    "class_iterations": class_iterations,
+                    "class_converged": class_converged,
+                    "class_loss_history": class_losses,
+                }
+            )
+        ctx.info(
+            "trained: %d iterations, converged %s, cipher %s",
+            iterations,
+            all(class_converged),
+            key.describe(),
+        )
+
+    def _class_flags(self, flag: dict[str, Any], count: int) -> tuple[list[bool], list[float | None]]:
+        """Per still-training class: converged, and this epoch's loss (None without one)."""
+        if not self.multi:
+            loss = flag.get("loss")
+            return [bool(flag.get("converged"))], [None if loss is None else float(loss)]
+        conv, losses = flag.get("class_converged"), flag.get("class_loss")
+        if not (isinstance(conv, list) and isinstance(losses, list) and len(conv) == len(losses) == count):
+            raise ComponentError(f"{self.ctx.where}: malformed per-class convergence flags")
+        return [bool(c) for c in conv], [None if v is None else float(v) for v in losses]
 
     def _batch(
         self,
         he: HE,
-        opt: Optimizer,
+        opts: list[Optimizer],
         w: np.ndarray,
+        active: list[int],
         idx: np.ndarray,
         x_int: np.ndarray,
         one: int,
         tag: str,
         loss_available: bool,
     ) -> np.ndarray:
+        """One mini-batch step of every class in ``active``; their new weights, one row per class."""
         ctx, cfg = self.ctx, self.cfg
         prec = cfg.precision
         f = self.x.shape[1]
-        nb = len(idx)
-        intercept = w[f] if cfg.fit_intercept else 0.0
-        u_g = self.x[idx] @ w[:f] + intercept
-        ypm = self.ypm[idx]
+        nb, m = len(idx), len(active)
+        wa = w[active]
+        intercepts = wa[:, f] if cfg.fit_intercept else np.zeros(m)
+        u_g = wa[:, :f] @ self.x[idx].T + intercepts[:, None]  # (classes, rows)
+        ypm = self.ypm[np.asarray(active)][:, idx]
         forwards = [ctx.get_one("host_forward", tag, h) for h in self.hosts]
         u_h: EncVector | None = None
         loss_terms: dict[str, Any] | None = None
         for host, msg in zip(self.hosts, forwards, strict=True):
             if not isinstance(msg, dict):
                 raise ComponentError(f"{ctx.where}: malformed forward from {host}")
-            vec = he.vec_from_wire(msg.get("forward"), f"forward of {host}", nb)
+            vec = he.vec_from_wire(msg.get("forward"), f"forward of {host}", nb * m)
             if vec.exp != prec:
                 raise ComponentError(
                     f"{ctx.where}: {host} encoded its forward at 2^{vec.exp}, expected 2^{prec}"
@@ -450,18 +626,24 @@ class _GuestTrainer(_Share):
             u_h = vec if u_h is None else he.add(u_h, vec)
             loss_terms = msg.get("loss_terms")
         assert u_h is not None
-        # [[4d]] = [[u_h]] + (u_g - 2y), re-randomised: the host must not recognise its own ciphertexts
-        fore = he.add_plain_rerandomize(u_h, u_g - 2.0 * ypm)
+        # [[4d]] = [[u_h]] + (u_g - 2y), re-randomised: the host must not recognise its own ciphertexts.
+        # All classes in one call (class-major), so the pool works on every class at once.
+        fore = he.add_plain_rerandomize(u_h, (u_g - 2.0 * ypm).ravel())
         ctx.remote(he.vec_to_wire(fore), "fore_gradient", tag, self.hosts)
         columns = _batch_columns(x_int, idx)
         if cfg.fit_intercept:
             columns.append([one] * nb)
-        enc_grad = he.linear_combination(fore, columns)
+        enc_grad = [ct for part in _split(fore, m) for ct in he.linear_combination(part, columns)]
         masks = random_masks(len(enc_grad), he.key.modulus)
         masked = [he.add_raw(c, r) for c, r in zip(enc_grad, masks, strict=True)]
         ctx.remote({"ct": he.pack(masked), "count": len(masked)}, "guest_gradient", tag, self.arbiters)
         if loss_available:
-            ctx.remote(self._loss(he, u_h, u_g, ypm, loss_terms, opt, w, nb), "loss", tag, self.arbiters)
+            ctx.remote(
+                self._loss(he, _split(u_h, m), u_g, ypm, loss_terms, [opts[k] for k in active], wa, nb),
+                "loss",
+                tag,
+                self.arbiters,
+            )
         plain = _unmask_bytes(
             ctx.get_one("guest_optim_gradient", tag, self.arbiters[0]),
             len(masked),
@@ -469,39 +651,47 @@ class _GuestTrainer(_Share):
             "masked gradient",
         )
         grad_int = [(v - r) % he.key.modulus for v, r in zip(plain, masks, strict=True)]
-        grad = decode(grad_int, 2 * prec, he.key.modulus) / (4.0 * nb)
-        return opt.step(w, grad)
+        grad = (decode(grad_int, 2 * prec, he.key.modulus) / (4.0 * nb)).reshape(m, -1)
+        return np.stack([opts[k].step(w[k], grad[j]) for j, k in enumerate(active)])
 
     def _loss(
         self,
         he: HE,
-        u_h: EncVector,
+        u_h: list[EncVector],
         u_g: np.ndarray,
         ypm: np.ndarray,
         terms: Any,
-        opt: Optimizer,
+        opts: list[Optimizer],
         w: np.ndarray,
         nb: int,
     ) -> dict[str, Any]:
-        """``[[8·n·(mean Taylor loss + penalties)]]`` at exponent 2P, for the arbiter to decrypt."""
+        """Per class, ``[[8·n·(mean Taylor loss + penalties)]]`` at exponent 2P, for the arbiter to decrypt."""
         prec = self.cfg.precision
+        m = len(u_h)
         if not isinstance(terms, dict):
             raise ComponentError(f"{self.ctx.where}: the host sent no loss terms")
-        sq = he.unpack(terms.get("u_square_sum"), 1, "host loss term")[0]
-        reg_h = he.unpack(terms.get("reg"), 1, "host penalty")[0]
-        a = he.linear_combination(u_h, [[int(v) for v in ypm.tolist()]])[0]  # Σ y·u_h   (exp P)
-        b = he.linear_combination(u_h, _signed_ints(u_g.reshape(-1, 1), prec))[0]  # Σ u_g·u_h (exp 2P)
-        total = he.add_ct(he.mul_scalar(a, -4 << prec), he.mul_scalar(b, 2))
-        total = he.add_ct(total, sq)
-        total = he.add_ct(total, he.mul_scalar(reg_h, 8 * nb))
-        plain = (
-            nb * math.log(2) - 0.5 * float(ypm @ u_g) + 0.125 * float(u_g @ u_g) + nb * opt.penalty_loss(w)
-        )
-        total = he.add_plain_scalar(total, 8.0 * plain, 2 * prec)
-        return {"ct": he.pack([total]), "exp": 2 * prec, "scale": 8 * nb}
+        sq = he.unpack(terms.get("u_square_sum"), m, "host loss term")
+        reg_h = he.unpack(terms.get("reg"), m, "host penalty")
+        totals = []
+        for j in range(m):
+            a = he.linear_combination(u_h[j], [[int(v) for v in ypm[j].tolist()]])[0]  # Σ y·u_h   (exp P)
+            b = he.linear_combination(u_h[j], _signed_ints(u_g[j].reshape(-1, 1), prec))[0]  # Σ u_g·u_h (2P)
+            total = he.add_ct(he.mul_scalar(a, -4 << prec), he.mul_scalar(b, 2))
+            total = he.add_ct(total, sq[j])
+            total = he.add_ct(total, he.mul_scalar(reg_h[j], 8 * nb))
+            plain = (
+                nb * math.log(2)
+                - 0.5 * float(ypm[j] @ u_g[j])
+                + 0.125 * float(u_g[j] @ u_g[j])
+                + nb * opts[j].penalty_loss(w[j])
+            )
+            totals.append(he.add_plain_scalar(total, 8.0 * plain, 2 * prec))
+        return {"ct": he.pack(totals), "exp": 2 * prec, "scale": 8 * nb}
 
 
 class _HostTrainer(_Share):
+    """A host's side: its features and weights (one row per class), no labels."""
+
     def __init__(self, ctx: TaskContext, cfg: LRConfig, table: Table) -> None:
         super().__init__(ctx, cfg)
         self.table = table
@@ -517,13 +707,14 @@ class _HostTrainer(_Share):
         prec = cfg.precision
         loss_available = len(self.hosts) == 1
         rng = np.random.default_rng(training_seed(cfg, ctx))
-        w = init_weights(cfg, f, rng)
-        opt = Optimizer(cfg, f, fit_intercept=False)
         x_int = _fixed_point(self.x, prec, ctx.where)
         ctx.info("training: %d rows, %d host features, cipher %s", n, f, key.describe())
+        # The class count arrives with the first batch plan (absent: binary, one model).
+        label_count: int | None = None
+        w = np.zeros((0, f))
+        opts: list[Optimizer] = []
         iterations = 0
         for it in itertools.count():
-            opt.iters = it
             info = ctx.get_one("batch_info", str(it), self.guest)
             batches = info.get("batches") if isinstance(info, dict) else None
             if not isinstance(batches, list) or not all(
@@ -533,53 +724,89 @@ class _HostTrainer(_Share):
                 for b in batches
             ):
                 raise ComponentError(f"{ctx.where}: malformed batch plan from the guest")
-            w_start = w.copy()
+            count = info.get("label_count", 1)
+            if label_count is None:
+                if not isinstance(count, int) or count < 1:
+                    raise ComponentError(f"{ctx.where}: malformed class count from the guest")
+                label_count = count
+                w = class_initial_weights(cfg, f, label_count, rng)
+                opts = [Optimizer(cfg, f, fit_intercept=False) for _ in range(label_count)]
+            elif count != label_count:
+                raise ComponentError(f"{ctx.where}: the guest changed the class count during training")
+            active = _check_classes(ctx, info.get("classes", [0]), label_count)
+            m = len(active)
+            for k in active:
+                opts[k].iters = it
+            w_start = w[active].copy()
             for b, idx in enumerate(batches):
                 ctx.check_abort()
                 tag = f"{it}.{b}"
-                u = self.x[idx] @ w
-                msg: dict[str, Any] = {"forward": he.vec_to_wire(he.encrypt(u, prec))}
+                u = w[active] @ self.x[idx].T  # (classes, rows), sent class-major
+                # every class's forward in one HE call: the pool encrypts them all at once
+                msg: dict[str, Any] = {"forward": he.vec_to_wire(he.encrypt(u.ravel(), prec))}
                 if loss_available:
-                    sq = he.encrypt([float(u @ u)], 2 * prec).cts
-                    reg = he.encrypt([opt.penalty_loss(w)], 2 * prec).cts
-                    msg["loss_terms"] = {"u_square_sum": he.pack(sq), "reg": he.pack(reg)}
+                    terms = [float(u[j] @ u[j]) for j in range(m)]
+                    terms += [opts[k].penalty_loss(w[k]) for k in active]
+                    cts = he.encrypt(terms, 2 * prec).cts
+                    msg["loss_terms"] = {"u_square_sum": he.pack(cts[:m]), "reg": he.pack(cts[m:])}
                 ctx.remote(msg, "host_forward", tag, [self.guest])
                 fore = he.vec_from_wire(
-                    ctx.get_one("fore_gradient", tag, self.guest), "fore gradient", len(idx)
+                    ctx.get_one("fore_gradient", tag, self.guest), "fore gradient", len(idx) * m
                 )
-                enc_grad = he.linear_combination(fore, _batch_columns(x_int, idx))
-                masks = random_masks(f, he.key.modulus)
+                columns = _batch_columns(x_int, idx)
+                enc_grad = [ct for part in _split(fore, m) for ct in he.linear_combination(part, columns)]
+                masks = random_masks(len(enc_grad), he.key.modulus)
                 masked = [he.add_raw(c, r) for c, r in zip(enc_grad, masks, strict=True)]
-                ctx.remote({"ct": he.pack(masked), "count": f}, "host_gradient", tag, self.arbiters)
+                ctx.remote({"ct": he.pack(masked), "count": len(masked)}, "host_gradient", tag, self.arbiters)
                 plain = _unmask_bytes(
                     ctx.get_one("host_optim_gradient", tag, self.arbiters[0]),
-                    f,
+                    len(masked),
                     he.key.modulus,
                     "masked gradient",
                 )
                 grad_int = [(v - r) % he.key.modulus for v, r in zip(plain, masks, strict=True)]
-                grad = decode(grad_int, 2 * prec, he.key.modulus) / (4.0 * len(idx))
-                w = opt.step(w, grad)
+                grad = (decode(grad_int, 2 * prec, he.key.modulus) / (4.0 * len(idx))).reshape(m, f)
+                for j, k in enumerate(active):
+                    w[k] = opts[k].step(w[k], grad[j])
             iterations = it + 1
             if info.get("weight_diff"):
-                diff = he.encrypt([float(np.sum((w - w_start) ** 2))], 2 * prec)
+                diff = he.encrypt(np.sum((w[active] - w_start) ** 2, axis=1), 2 * prec)
                 ctx.remote(he.pack(diff.cts), "host_weight_diff", str(it), [self.guest])
             flag = ctx.get_one("converge_flag", str(it), self.arbiters[0])
             if not isinstance(flag, dict):
                 raise ComponentError(f"{ctx.where}: malformed convergence flag")
             if flag.get("stop"):
                 break
-        ctx.remote((self.x @ w).astype(np.float64), "host_partial_score", "train", [self.guest])
-        ctx.save_empty_data(_TRAIN_OUT)
-        ctx.save_model(
-            {
-                "header": list(self.table.meta.feature_columns),
-                "weights": w.tolist(),
-                "iterations": iterations,
-            },
-            {"weights": w},
-            {"module": "HeteroLR", "cipher": key.kind, "key_length": key.key_length},
+        multi = w.shape[0] > 1
+        partial = self.x @ w.T
+        ctx.remote(
+            (partial if multi else partial[:, 0]).astype(np.float64),
+            "host_partial_score",
+            "train",
+            [self.guest],
         )
+        ctx.save_empty_data(_TRAIN_OUT)
+        meta = {"module": "HeteroLR", "cipher": key.kind, "key_length": key.key_length}
+        if multi:
+            # FATE's host model knows the class count, not the labels
+            params: dict[str, Any] = {
+                "header": list(self.table.meta.feature_columns),
+                "ovr": True,
+                "label_count": w.shape[0],
+                "class_weights": w.tolist(),
+                "iterations": iterations,
+            }
+            ctx.save_model(params, {"class_weights": w}, meta)
+        else:
+            ctx.save_model(
+                {
+                    "header": list(self.table.meta.feature_columns),
+                    "weights": w[0].tolist(),
+                    "iterations": iterations,
+                },
+                {"weights": w[0]},
+                meta,
+            )
         ctx.summary.update(
             {
                 "rows": n,
@@ -589,10 +816,28 @@ class _HostTrainer(_Share):
                 "workers": computing.cores,
             }
         )
+        if multi:
+            ctx.summary["label_count"] = w.shape[0]
         ctx.info("trained: %d iterations, cipher %s", iterations, key.describe())
 
 
+def _converged(
+    early_stop: str, tol: float, losses: list[float], loss: float | None, diff: float | None
+) -> bool:
+    """Whether one class converged this epoch, by FATE's ``converge_func_factory``.
+
+    ``weight_diff``: ‖Δw‖ < tol; ``abs``: loss ≤ tol; ``diff``: |Δloss| < tol between consecutive epochs.
+    """
+    if early_stop == "weight_diff":
+        return diff is not None and diff < tol
+    if early_stop == "abs":
+        return loss is not None and loss <= tol
+    return loss is not None and len(losses) > 1 and abs(losses[-2] - losses[-1]) < tol
+
+
 class _Arbiter(_Share):
+    """Holds the key: decrypts masked gradients and losses, decides convergence per class."""
+
     def run(self) -> None:
         ctx, cfg = self.ctx, self.cfg
         keypair = Keypair.generate(cfg.cipher, cfg.key_length)
@@ -609,16 +854,23 @@ class _Arbiter(_Share):
         early_stop = str(info.get("early_stop", cfg.early_stop))
         tol = float(info.get("tol", cfg.tol))
         loss_available = bool(info.get("loss_available", False))
+        multi = "label_count" in info
+        label_count = int(info.get("label_count", 1))
+        if label_count < 1:
+            raise ComponentError(f"{ctx.where}: malformed class count from the guest")
         he = HE(key, choose_computing(0, 1), ctx.abort)
+        class_losses: list[list[float]] = [[] for _ in range(label_count)]
+        class_converged = [False] * label_count
         losses: list[float] = []
-        converged = False
         iterations = 0
         for it in range(max_iter):
             plan = ctx.get_one("batch_info", str(it), self.guest)
             n_batches = int(plan.get("batches", 0)) if isinstance(plan, dict) else 0
             if n_batches <= 0:
                 raise ComponentError(f"{ctx.where}: malformed batch plan from the guest")
-            batch_losses = []
+            active = _check_classes(ctx, plan.get("classes", [0]), label_count)
+            m = len(active)
+            batch_losses: list[list[float]] = [[] for _ in range(m)]
             for b in range(n_batches):
                 ctx.check_abort()
                 tag = f"{it}.{b}"
@@ -631,44 +883,59 @@ class _Arbiter(_Share):
                     )
                 if loss_available:
                     msg = ctx.get_one("loss", tag, self.guest)
-                    ct = he.unpack(msg.get("ct"), 1, "loss")[0]
-                    value = decode(keypair.decrypt([ct]), int(msg["exp"]), key.modulus)[0] / float(
-                        msg["scale"]
-                    )
-                    he.counts.decryptions += 1
-                    batch_losses.append(value)
+                    cts = he.unpack(msg.get("ct"), m, "loss")
+                    values = decode(keypair.decrypt(cts), int(msg["exp"]), key.modulus) / float(msg["scale"])
+                    he.counts.decryptions += m
+                    for j in range(m):
+                        batch_losses[j].append(float(values[j]))
             iterations = it + 1
-            loss = float(np.mean(batch_losses)) if batch_losses else None
-            if loss is not None:
-                losses.append(loss)
+            diffs: list[float | None] = [None] * m
             if early_stop == "weight_diff":
                 msg = ctx.get_one("weight_diff", str(it), self.guest)
-                ct = he.unpack(msg.get("ct"), 1, "weight diff")[0]
-                diff = math.sqrt(max(0.0, decode(keypair.decrypt([ct]), int(msg["exp"]), key.modulus)[0]))
-                converged = diff < tol
-            elif early_stop == "abs":
-                converged = loss is not None and loss < tol
-            else:
-                converged = loss is not None and len(losses) > 1 and abs(losses[-2] - losses[-1]) < tol
-            stop = converged or it == max_iter - 1
-            ctx.remote(
-                {"stop": stop, "converged": converged, "loss": loss}, "converge_flag", str(it), [self.guest]
-            )
-            ctx.remote({"stop": stop, "converged": converged}, "converge_flag", str(it), self.hosts)
-            if loss is not None:
-                ctx.info("iteration %d: loss %.6f", it, loss)
+                cts = he.unpack(msg.get("ct"), m, "weight diff")
+                he.counts.decryptions += m
+                sums = decode(keypair.decrypt(cts), int(msg["exp"]), key.modulus)
+                diffs = [math.sqrt(max(0.0, float(v))) for v in sums]
+            epoch_losses: list[float | None] = []
+            converged_now: list[bool] = []
+            for j, k in enumerate(active):
+                loss = float(np.mean(batch_losses[j])) if batch_losses[j] else None
+                if loss is not None:
+                    class_losses[k].append(loss)
+                class_converged[k] = _converged(early_stop, tol, class_losses[k], loss, diffs[j])
+                epoch_losses.append(loss)
+                converged_now.append(class_converged[k])
+            known = [v for v in epoch_losses if v is not None]
+            loss_now = float(np.mean(known)) if known else None
+            if loss_now is not None:
+                losses.append(loss_now)
+            stop = all(converged_now) or it == max_iter - 1
+            to_guest: dict[str, Any] = {"stop": stop, "converged": all(converged_now), "loss": loss_now}
+            if multi:
+                to_guest.update({"class_converged": converged_now, "class_loss": epoch_losses})
+            ctx.remote(to_guest, "converge_flag", str(it), [self.guest])
+            ctx.remote({"stop": stop, "converged": all(converged_now)}, "converge_flag", str(it), self.hosts)
+            if loss_now is not None:
+                ctx.info("iteration %d: loss %.6f", it, loss_now)
             if stop:
                 break
-        ctx.save_model(
-            {
-                "iterations": iterations,
-                "converged": converged,
-                "loss_history": losses,
-                "cipher": key.kind,
-                "key_length": key.key_length,
-            },
-            meta={"module": "HeteroLR", "cipher": key.kind, "key_length": key.key_length},
-        )
+        converged = all(class_converged)
+        params: dict[str, Any] = {
+            "iterations": iterations,
+            "converged": converged,
+            "loss_history": losses,
+            "cipher": key.kind,
+            "key_length": key.key_length,
+        }
+        if multi:
+            params.update(
+                {
+                    "label_count": label_count,
+                    "class_converged": class_converged,
+                    "class_loss_history": class_losses,
+                }
+            )
+        ctx.save_model(params, meta={"module": "HeteroLR", "cipher": key.kind, "key_length": key.key_length})
         ctx.metrics.update({"iterations": iterations, "converged": converged})
         if losses:
             ctx.metrics["loss"] = losses[-1]
@@ -680,6 +947,8 @@ class _Arbiter(_Share):
                 "decryptions": he.counts.decryptions,
             }
         )
+        if multi:
+            ctx.summary.update({"label_count": label_count, "class_converged": class_converged})
         ctx.info("done: %d iterations, converged %s, cipher %s", iterations, converged, key.describe())
 
     @staticmethod

@@ -499,6 +499,9 @@ def model_panels(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any] 
         if "intercept" in params:
             rows.append(["(intercept)", params["intercept"]])
         panels.append(Panel(f"{key}: weights", table(["feature", "weight"], rows)))
+    class_panel = _class_weights_panel(key, params, arrays)
+    if class_panel is not None:
+        panels.append(class_panel)
     rest = {
         k: v
         for k, v in params.items()
@@ -507,6 +510,33 @@ def model_panels(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any] 
     if rest:
         panels.append(Panel(key, mapping_table(rest)))
     return panels
+
+
+def _class_weights_panel(key: str, params: Mapping[str, Any], arrays: Mapping[str, Any]) -> Panel | None:
+    """A one-vs-rest linear model's weights: one column per class (hetero LR multi-class), or None.
+
+    The guest's share names its classes (``labels``) and has their intercepts; a host's knows only
+    how many there are, so its columns are the classes' indices.
+    """
+    header = params.get("header")
+    rows = params.get("class_weights")
+    if rows is None and "class_weights" in arrays:
+        rows = np.asarray(arrays["class_weights"]).tolist()
+    if not (
+        isinstance(header, list)
+        and isinstance(rows, list)
+        and rows
+        and all(isinstance(r, list) and len(r) == len(header) for r in rows)
+    ):
+        return None
+    labels = params.get("labels")
+    names = labels if isinstance(labels, list) and len(labels) == len(rows) else list(range(len(rows)))
+    body: list[list[Any]] = [[str(f), *(float(r[i]) for r in rows)] for i, f in enumerate(header)]
+    intercepts = params.get("intercepts")
+    if isinstance(intercepts, list) and len(intercepts) == len(rows):
+        body.append(["(intercept)", *(float(b) for b in intercepts)])
+    columns = ["feature", *(f"class {n}" for n in names)]
+    return Panel(f"{key}: weights, one-vs-rest ({len(rows)} classes)", table(columns, body))
 
 
 def tree_tables(trees: Sequence[Any], names: Mapping[Any, Any] | None = None, limit: int = 5) -> str:

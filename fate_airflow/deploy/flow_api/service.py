@@ -971,26 +971,29 @@ def fate_model_document(params: Mapping[str, Any]) -> dict[str, Any] | None:
     FATE's ``CoordinatedLR`` guest model is ``{"data": {"estimator": {"param": {"coef_", "intercept_",
     "dtype"}, "header", "fit_intercept", ...}}, "meta": {...}}`` with ``coef_`` one ``[w]`` row per
     feature (``serialize_param`` of an (n, 1) tensor) and ``intercept_`` ``[b]`` (None without one, as
-    at a host).
+    at a host). A one-vs-rest (multi-class) model holds one such estimator per class, keyed by the
+    class's index (``"0"``, ``"1"``, ... once in JSON), with ``meta.ovr`` true, the guest's
+    ``meta.labels`` and the host's ``meta.label_count`` (FATE's ``CoordinatedLRModuleGuest/Host
+    .get_model``).
     """
-    header, weights = params.get("header"), params.get("weights")
-    if not (isinstance(header, list) and isinstance(weights, list) and len(header) == len(weights)):
+    header = params.get("header")
+    if not isinstance(header, list):
+        return None
+    if params.get("ovr"):
+        return _fate_ovr_document(params, header)
+    weights = params.get("weights")
+    if not (isinstance(weights, list) and len(header) == len(weights)):
         return None
     intercept = params.get("intercept")
     fit_intercept = bool(params.get("fit_intercept", intercept is not None))
-    estimator = {
-        "param": {
-            "coef_": [[float(w)] for w in weights],
-            "intercept_": [float(intercept)] if fit_intercept and intercept is not None else None,
-            # FATE trains in float32 and scripts build float32 torch layers from it
-            # (test_lr_predict_w_torch.py copies the weights into nn.Linear): say so.
-            "dtype": "float32",
-        },
-        "header": [str(h) for h in header],
-        "fit_intercept": fit_intercept,
-        "end_epoch": params.get("iterations"),
-        "is_converged": params.get("converged"),
-    }
+    estimator = _fate_estimator(
+        header,
+        weights,
+        intercept if fit_intercept else None,
+        fit_intercept,
+        params.get("iterations"),
+        params.get("converged"),
+    )
     meta = {
         "epochs": params.get("iterations"),
         "threshold": params.get("threshold", 0.5),
@@ -998,6 +1001,65 @@ def fate_model_document(params: Mapping[str, Any]) -> dict[str, Any] | None:
         "floating_point_precision": params.get("floating_point_precision"),
     }
     return {"data": {"estimator": estimator}, "meta": meta}
+
+
+def _fate_estimator(
+    header: list[Any], weights: list[Any], intercept: Any, fit_intercept: bool, end_epoch: Any, converged: Any
+) -> dict[str, Any]:
+    """One FATE ``CoordinatedLREstimator*.get_model()`` (the parts a FATE client reads)."""
+    return {
+        "param": {
+            "coef_": [[float(w)] for w in weights],
+            "intercept_": [float(intercept)] if intercept is not None else None,
+            # FATE trains in float32 and scripts build float32 torch layers from it
+            # (test_lr_predict_w_torch.py copies the weights into nn.Linear): say so.
+            "dtype": "float32",
+        },
+        "header": [str(h) for h in header],
+        "fit_intercept": fit_intercept,
+        "end_epoch": end_epoch,
+        "is_converged": converged,
+    }
+
+
+def _fate_ovr_document(params: Mapping[str, Any], header: list[Any]) -> dict[str, Any] | None:
+    """A native one-vs-rest share (guest: ``labels``, ``intercepts``; host: ``label_count``) as FATE's."""
+    rows = params.get("class_weights")
+    if not (
+        isinstance(rows, list) and rows and all(isinstance(r, list) and len(r) == len(header) for r in rows)
+    ):
+        return None
+    labels = params.get("labels")
+    raw = params.get("intercepts")
+    intercepts: list[Any] = list(raw) if isinstance(raw, list) else []
+    fit_intercept = bool(params.get("fit_intercept")) and bool(intercepts)
+    if fit_intercept and len(intercepts) != len(rows):
+        return None
+    ends = params.get("class_iterations")
+    done = params.get("class_converged")
+    end_epochs = list(ends) if isinstance(ends, list) and len(ends) == len(rows) else None
+    converged = list(done) if isinstance(done, list) and len(done) == len(rows) else None
+    estimators = {
+        str(k): _fate_estimator(
+            header,
+            row,
+            intercepts[k] if fit_intercept else None,
+            fit_intercept,
+            end_epochs[k] if end_epochs else params.get("iterations"),
+            converged[k] if converged else params.get("converged"),
+        )
+        for k, row in enumerate(rows)
+    }
+    meta: dict[str, Any] = {
+        "epochs": params.get("iterations"),
+        "ovr": True,
+        "floating_point_precision": params.get("floating_point_precision"),
+    }
+    if isinstance(labels, list):  # the guest's share
+        meta.update({"labels": labels, "threshold": params.get("threshold", 0.5)})
+    else:  # a host's: FATE's host model knows the class count only
+        meta["label_count"] = params.get("label_count", len(rows))
+    return {"data": {"estimator": estimators}, "meta": meta}
 
 
 def fate_metric_records(
