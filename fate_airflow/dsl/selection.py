@@ -104,7 +104,7 @@ def native_gap(
     :param inputs: its ``(kind, key)`` inputs, e.g. ``("model", "input_model")``.
     :param parameters: its common parameters.
     """
-    if implementation != "hetero_lr@1.0.0":
+    if implementation not in ("hetero_lr@1.0.0", "homo_lr@1.0.0"):
         return None
     if (
         stage == "cross_validation"
@@ -118,6 +118,13 @@ def native_gap(
         return "warm start (warm_start_model)"
     if ("data", "validate_data") in inputs:
         return "validation data during training (validate_data)"
+    if implementation == "homo_lr@1.0.0":
+        if _truthy(parameters, "ovr"):
+            return "multi-class one-vs-rest (ovr)"
+        optimizer = parameters.get("optimizer")
+        method = str(optimizer.get("method") or "sgd").lower() if isinstance(optimizer, Mapping) else "sgd"
+        if method not in ("sgd", "adam", "adamw", "rmsprop", "adagrad"):
+            return f"optimizer method {method!r}"
     return None
 
 

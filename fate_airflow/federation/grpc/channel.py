@@ -29,6 +29,10 @@ _KEEPALIVE: list[tuple[str, Any]] = [
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    # gRPC's default reconnect backoff grows to 120 s: after a 30 s partition a peer would stay
+    # unreachable for up to a minute more, long enough to fail jobs on the party timeout.
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 
 

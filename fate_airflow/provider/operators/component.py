@@ -22,22 +22,25 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from fate_airflow.core.errors import DslError, FateAirflowError
+from fate_airflow.core.errors import DslError, FateAirflowError, FederationError
 from fate_airflow.core.providers import party_providers
 from fate_airflow.dsl import load_job
 from fate_airflow.dsl.plan import JobPlan
 from fate_airflow.federation.api import (
+    Ack,
     CreateJob,
+    CreateJobReply,
     JobView,
     PrepareTask,
     QueryJob,
     ReportTaskStatus,
     TaskPartyStatus,
+    TaskStartDecision,
 )
 from fate_airflow.provider.hooks.federation import FederationHook
 from fate_airflow.provider.triggers.task_start import TaskStartTrigger
@@ -89,6 +92,7 @@ class FederatedComponentOperator(BaseOperator):
         sync_wait: float = 10.0,
         poll_interval: float = 0.3,
         resume_delay: float = 4.0,
+        service_patience: float = 120.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -100,6 +104,7 @@ class FederatedComponentOperator(BaseOperator):
         self.sync_wait = sync_wait
         self.poll_interval = poll_interval
         self.resume_delay = resume_delay
+        self.service_patience = service_patience
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -113,8 +118,36 @@ class FederatedComponentOperator(BaseOperator):
     def _client(self) -> GrpcControlClient:
         return self._hook().control_client()
 
+    @overload
+    def _ask(self, client: GrpcControlClient, cmd: CreateJob, timeout: float = ...) -> CreateJobReply: ...
+    @overload
+    def _ask(
+        self, client: GrpcControlClient, cmd: PrepareTask, timeout: float = ...
+    ) -> TaskStartDecision: ...
+    @overload
+    def _ask(self, client: GrpcControlClient, cmd: QueryJob, timeout: float = ...) -> JobView: ...
+    @overload
+    def _ask(self, client: GrpcControlClient, cmd: ReportTaskStatus, timeout: float = ...) -> Ack: ...
+    def _ask(self, client: GrpcControlClient, cmd: Any, timeout: float = 30.0) -> Any:
+        """Ask this party's own service, waiting out its restart for up to ``service_patience`` s.
+
+        Every command sent here is idempotent; a party service that is restarting (killed, upgraded)
+        must not fail the tasks running meanwhile, nor lose their reports.
+        """
+        deadline = time.monotonic() + self.service_patience
+        delay = 0.5
+        while True:
+            try:
+                return client.ask(self.party_id, cmd, timeout=timeout)
+            except FederationError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                self.log.warning("party service unreachable (%s); asking again in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def _job_view(self, client: GrpcControlClient, job_id: str) -> JobView:
-        return client.ask(self.party_id, QueryJob(job_id))
+        return self._ask(client, QueryJob(job_id))
 
     def _ensure_job(self, context: Context, client: GrpcControlClient) -> tuple[JobPlan, JobView]:
         job_id = context["run_id"]
@@ -142,8 +175,8 @@ class FederatedComponentOperator(BaseOperator):
                     f"{plan.initiator.party_id}); trigger the job at the initiator"
                 )
             try:
-                reply = client.ask(
-                    self.party_id,
+                reply = self._ask(
+                    client,
                     CreateJob(job_id, self.dag_id, self.party_id, plan.to_dict(), dict(overrides)),
                     timeout=300.0,
                 )
@@ -221,7 +254,7 @@ class FederatedComponentOperator(BaseOperator):
             cmd = PrepareTask(context["run_id"], self.task_id, self.party_id)
             deadline = time.monotonic() + self.sync_wait
             while True:
-                decision = client.ask(self.party_id, cmd)
+                decision = self._ask(client, cmd)
                 if decision.action == "start":
                     return self._run(context, plan, decision.task_version)
                 if decision.action == "abort":
@@ -231,6 +264,9 @@ class FederatedComponentOperator(BaseOperator):
                 time.sleep(self.poll_interval)
             self.log.info("waiting for the initiator to release %s: %s", self.task_id, decision.reason)
             config = self._hook().client_config().to_dict()
+        except FederationError as exc:
+            # The party service stayed away longer than service_patience: Airflow's retry may find it.
+            raise AirflowException(f"party service of {self.party_id} unreachable: {exc}") from None
         except FateAirflowError as exc:
             raise AirflowFailException(str(exc)) from None
         finally:
@@ -355,16 +391,11 @@ class FederatedComponentOperator(BaseOperator):
         cmd = ReportTaskStatus(
             job_id, self.task_id, version, self.party_id, status, error, dict(detail or {})
         )
-        for attempt in range(3):
-            try:
-                ack = client.ask(self.party_id, cmd)
-                if ack.ok:
-                    return
-                self.log.warning("status report not accepted: %s", ack.message)
-                return
-            except FateAirflowError as exc:
-                self.log.warning("status report failed (attempt %d): %s", attempt + 1, exc)
-                time.sleep(1.0)
+        # Patient: a report lost here is lost for good (the party service keeps only what it took).
+        # If the service stays away, the task fails and Airflow's retry reports or reruns it.
+        ack = self._ask(client, cmd)
+        if not ack.ok:
+            self.log.warning("status report not accepted: %s", ack.message)
 
     def _record(self, context: Context, result: Mapping[str, Any]) -> None:
         """Tracking in Airflow's metadata.

@@ -422,3 +422,20 @@ def test_the_fit_a_fate_warm_start_continues_from_runs_fates_too() -> None:
     plan = load_job(path, providers=WITH_FATE)
     assert plan.task("lr_0").provider == plan.task("lr_1").provider == "fate:2.2.0"
     assert plan.task("lr_2").provider == "native"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "gap"),
+    [
+        ({"optimizer": {"method": "adam"}}, None),
+        ({"optimizer": "rmsprop"}, None),  # FATE 1.x names its optimizer as a string
+        ({"ovr": True}, "multi-class one-vs-rest (ovr)"),
+        ({"optimizer": {"method": "NAdam"}}, "optimizer method 'nadam'"),
+    ],
+)
+def test_native_homo_lr_leaves_what_it_lacks_to_fate(parameters: dict[str, Any], gap: str | None) -> None:
+    from fate_airflow.dsl.selection import native_gap
+
+    assert native_gap("homo_lr@1.0.0", "train", {("data", "train_data")}, parameters) == gap
+    warm = {("data", "train_data"), ("model", "warm_start_model")}
+    assert native_gap("homo_lr@1.0.0", "train", warm, {}) == "warm start (warm_start_model)"

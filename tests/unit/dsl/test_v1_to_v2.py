@@ -47,7 +47,8 @@ def test_module_map_targets_fate_components() -> None:
     for module, component in MODULES.items():
         assert module in BY_MODULE, module
         assert component in FATE_22_COMPONENTS, component
-        assert not BY_MODULE[module].native  # native modules run natively; no translation needed
+        # A module may be native too (HomoLR): naming provider fate runs FATE's counterpart with
+        # translated parameters.
     assert set(PARAMETERS) <= set(MODULES)
 
 
