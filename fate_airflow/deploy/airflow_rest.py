@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -167,6 +168,10 @@ class AirflowRestClient:
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 _TRANSIENT_RETRIES = 3
+#: Runs per page of a batch run query (Airflow's default maximum page size).
+_PAGE = 100
+#: Seconds a verified DAG structure is trusted without asking Airflow again.
+_STRUCTURE_TTL = 60.0
 
 
 def _transient(resp: requests.Response) -> bool:
@@ -215,6 +220,8 @@ class AirflowRestEngine(WorkflowEngine):
         self._loader = loader_relpath
         self._bundle = bundle_name
         self._dag_wait = dag_wait
+        #: DAG id → (when, task → upstreams) last verified at Airflow.
+        self._structures: dict[str, tuple[float, dict[str, list[str]]]] = {}
 
     # ------------------------------------------------------------------ WorkflowEngine
     def dag_structure(self, dag_id: str) -> dict[str, list[str]] | None:
@@ -246,10 +253,14 @@ class AirflowRestEngine(WorkflowEngine):
     def materialize_job(self, dag_id: str, plan: Mapping[str, Any]) -> None:
         """Write the received plan unless the same graph is already parsed, then wait for the DAG."""
         want = {t["name"]: sorted(t.get("upstream", [])) for t in plan.get("tasks", [])}
-        if self.dag_structure(dag_id) == want:
+        # Twenty jobs of one DAG arriving together need one check, not twenty, of a busy api-server.
+        seen = self._structures.get(dag_id)
+        if seen is not None and seen[1] == want and time.monotonic() - seen[0] < _STRUCTURE_TTL:
             return
-        write_received_plan(self.received_folder, dag_id, plan, {})
-        self.wait_structure(dag_id, want, self._dag_wait)
+        if self.dag_structure(dag_id) != want:
+            write_received_plan(self.received_folder, dag_id, plan, {})
+            self.wait_structure(dag_id, want, self._dag_wait)
+        self._structures[dag_id] = (time.monotonic(), want)
 
     def wait_structure(self, dag_id: str, want: Mapping[str, list[str]], timeout: float) -> None:
         """Ask for re-parses until Airflow shows ``dag_id`` with the ``want``-ed task → upstreams.
@@ -281,6 +292,28 @@ class AirflowRestEngine(WorkflowEngine):
         )
         # New DAGs may start paused on some deployments; a federated job must run.
         self.client.request("PATCH", f"/api/v2/dags/{_q(dag_id)}", ok=(200,), json={"is_paused": False})
+
+    def ended_runs(self, dag_ids: Collection[str], since: float) -> dict[tuple[str, str], str]:
+        """One batch query (``POST /dags/~/dagRuns/list``) for the runs that ended since ``since``."""
+        if not dag_ids:
+            return {}
+        after = datetime.fromtimestamp(since, UTC).isoformat()
+        out: dict[tuple[str, str], str] = {}
+        offset = 0
+        while True:
+            body = {
+                "dag_ids": sorted(dag_ids), "states": ["success", "failed"], "end_date_gte": after,
+                "page_offset": offset, "page_limit": _PAGE, "order_by": "end_date",
+            }  # fmt: skip
+            resp = self.client.request(
+                "POST", "/api/v2/dags/~/dagRuns/list", ok=(200,), idempotent=True, json=body
+            )
+            runs = resp.json().get("dag_runs", [])
+            for run in runs:
+                out[(str(run["dag_id"]), str(run["dag_run_id"]))] = str(run["state"])
+            if len(runs) < _PAGE:
+                return out
+            offset += len(runs)
 
     def fail_run(self, dag_id: str, run_id: str) -> None:
         """PATCH the run to failed (Airflow stops its running tasks and skips the rest).

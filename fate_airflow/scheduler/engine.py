@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,16 @@ class WorkflowEngine(ABC):
     @abstractmethod
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         """``queued``, ``running``, ``success``, ``failed``; None if there is no such run."""
+
+    @abstractmethod
+    def ended_runs(self, dag_ids: Collection[str], since: float) -> dict[tuple[str, str], str]:
+        """(dag id, run id) → ``success``/``failed`` of the runs of ``dag_ids`` that ended since ``since``.
+
+        The supervisor's one question per pass for every running job at once (asking each run's
+        state would cost one request per job per second); runs not listed count as still active.
+
+        :param since: wall-clock seconds; runs that ended earlier may be left out.
+        """
 
     @abstractmethod
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
@@ -104,6 +114,15 @@ class InMemoryEngine(WorkflowEngine):
         self._check()
         run = self.runs.get((dag_id, run_id))
         return None if run is None else run.state
+
+    def ended_runs(self, dag_ids: Collection[str], since: float) -> dict[tuple[str, str], str]:
+        """Every recorded run of ``dag_ids`` in state success or failed (no end times are kept)."""
+        self._check()
+        return {
+            key: run.state
+            for key, run in list(self.runs.items())
+            if key[0] in dag_ids and run.state in ("success", "failed")
+        }
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """Recorded task states."""

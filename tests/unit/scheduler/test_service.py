@@ -728,10 +728,10 @@ def _two_parties(
     guest_store: JobStore, host_store: JobStore, host_engine: InMemoryEngine | None = None
 ) -> tuple[InMemoryControlNetwork, PartyService, PartyService]:
     net = InMemoryControlNetwork()
-    guest = PartyService(GUEST, guest_store, InMemoryEngine(), PartyPolicy(readable_tables=("experiment.*",)))
-    host = PartyService(
-        HOST, host_store, host_engine or InMemoryEngine(), PartyPolicy(readable_tables=("experiment.*",))
-    )
+    # A short create timeout: the host retries a failing Airflow for half of it before refusing.
+    policy = PartyPolicy(readable_tables=("experiment.*",), create_timeout=2.0)
+    guest = PartyService(GUEST, guest_store, InMemoryEngine(), policy)
+    host = PartyService(HOST, host_store, host_engine or InMemoryEngine(), policy)
     for pid, svc in ((GUEST, guest), (HOST, host)):
         svc.attach_control(net.client(pid))
         net.register(pid, svc)
@@ -792,6 +792,38 @@ def test_a_restarted_participant_starts_the_dag_run_it_had_not_started(tmp_path:
         host.supervise_once()
         assert host_engine.run_state(DAG, JOB) == "running"
         assert host_engine.runs[(DAG, JOB)].conf == {"x": 1}
+    finally:
+        guest.stop()
+        host.stop()
+
+
+class FlakyEngine(InMemoryEngine):
+    """An Airflow too busy to create the first ``failures`` runs (read timeouts under load)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def create_run(self, dag_id: str, run_id: str, conf: Any) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("Airflow at http://127.0.0.1:8080 unreachable: read timed out")
+        super().create_run(dag_id, run_id, conf)
+
+
+def test_a_busy_airflow_at_the_host_delays_a_job_instead_of_refusing_it() -> None:
+    net = InMemoryControlNetwork()
+    host_engine = FlakyEngine(failures=2)
+    policy = PartyPolicy(readable_tables=("experiment.*",), create_timeout=20.0)
+    guest = PartyService(GUEST, JobStore(), InMemoryEngine(), policy)
+    host = PartyService(HOST, JobStore(), host_engine, policy)
+    for pid, svc in ((GUEST, guest), (HOST, host)):
+        svc.attach_control(net.client(pid))
+        net.register(pid, svc)
+    try:
+        reply = guest.create_job(GUEST, CreateJob(JOB, DAG, GUEST, make_plan().to_dict(), {}))
+        assert reply.accepted, reply.reason
+        assert host_engine.failures == 0 and host_engine.run_state(DAG, JOB) == "running"
     finally:
         guest.stop()
         host.stop()
