@@ -43,6 +43,11 @@ GET_POLL_SECONDS = 1.0
 TRAIN_KEYS = ("train_data", "data", "input_data")
 TEST_KEYS = ("test_data", "eval_data")
 VALIDATE_KEYS = ("validate_data",)
+#: Where a model component finds the rows to predict, in order of preference.
+PREDICT_KEYS = (*TEST_KEYS, "data", "input_data", "train_data")
+#: Output slots of a model component's training and prediction rows (2.x name first, then 1.x).
+TRAIN_OUT_KEYS = ("train_output_data", "output_data")
+TEST_OUT_KEYS = ("test_output_data", "output_data")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fate_airflow.components._frames import feature_matrix
-from fate_airflow.components.context import TEST_KEYS, FateComponent, TaskContext
+from fate_airflow.components.context import TEST_KEYS, TRAIN_KEYS, FateComponent, TaskContext
 from fate_airflow.core.errors import ComponentError
 from fate_airflow.storage.table import Table
 
@@ -31,7 +31,6 @@ _METHODS = {
     "min_max": "min_max",
     "minmax": "min_max",
 }
-_TRAIN = ("train_data", "data", "input_data")
 
 
 def _columns(ctx: TaskContext, header: Sequence[str]) -> list[str]:
@@ -78,17 +77,17 @@ class FeatureScale(FateComponent):
     def execute(self, ctx: TaskContext) -> None:
         """Fit + transform (train) or transform with a stored model (predict)."""
         model = ctx.input_model()
-        train = ctx.input_table(_TRAIN) if ctx.stage != "predict" or model is None else None
+        train = ctx.input_table(TRAIN_KEYS) if ctx.stage != "predict" or model is None else None
         test = ctx.input_table(TEST_KEYS)
         if model is None and train is None:
-            if ctx.has_input((*_TRAIN, *TEST_KEYS)):
+            if ctx.has_input((*TRAIN_KEYS, *TEST_KEYS)):
                 ctx.mark_pass("the upstream task output no data here")
                 ctx.save_empty_data(("train_output_data", "output_data"))
                 return
             raise ComponentError(f"{ctx.where}: needs train data or a model")
         if model is not None:
             params = dict(model.params)
-            target = test if test is not None else ctx.input_table(_TRAIN)
+            target = test if test is not None else ctx.input_table(TRAIN_KEYS)
             if target is None:
                 raise ComponentError(f"{ctx.where}: predict needs test data")
             ctx.info("scaling with the stored %s model", params["method"])

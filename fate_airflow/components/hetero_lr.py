@@ -50,7 +50,14 @@ import pandas as pd
 
 from fate_airflow.components._frames import feature_matrix, label_vector, sorted_by_id
 from fate_airflow.components._lr_params import LRConfig, Optimizer, class_initial_weights, read_config
-from fate_airflow.components.context import TEST_KEYS, FateComponent, TaskContext
+from fate_airflow.components.context import (
+    PREDICT_KEYS,
+    TEST_OUT_KEYS,
+    TRAIN_KEYS,
+    TRAIN_OUT_KEYS,
+    FateComponent,
+    TaskContext,
+)
 from fate_airflow.components.paillier import (
     HE,
     PAILLIER,
@@ -66,10 +73,6 @@ from fate_airflow.storage.computing import choose_computing
 from fate_airflow.storage.table import Table
 from fate_airflow.tracking.model_store import StoredModel
 
-_TRAIN = ("train_data", "data", "input_data")
-_PREDICT = (*TEST_KEYS, "data", "input_data", "train_data")
-_TRAIN_OUT = ("train_output_data", "output_data")
-_TEST_OUT = ("test_output_data", "output_data")
 #: Below this many Paillier operations per call the pool is not worth its overhead.
 _MIN_PARALLEL = 64
 
@@ -162,7 +165,7 @@ class HeteroLR(FateComponent):
                 "with the FATE provider installed, FATE's coordinated_lr runs such tasks"
             )
         model = ctx.input_model()
-        predict = ctx.stage == "predict" or (model is not None and not ctx.has_input(_TRAIN))
+        predict = ctx.stage == "predict" or (model is not None and not ctx.has_input(TRAIN_KEYS))
         if predict:
             self._predict(ctx, model)
             return
@@ -177,7 +180,7 @@ class HeteroLR(FateComponent):
             return
         if ctx.has_input(("validate_data",)):
             ctx.info("validate_data is not used: validation during training is not implemented")
-        table = ctx.input_table(_TRAIN)
+        table = ctx.input_table(TRAIN_KEYS)
         if table is None:
             raise ComponentError(f"{ctx.where}: no training data")
         table = sorted_by_id(table)
@@ -194,7 +197,7 @@ class HeteroLR(FateComponent):
             return
         if model is None:
             raise ComponentError(f"{ctx.where}: predict needs the trained model (model input)")
-        table = ctx.input_table(_PREDICT)
+        table = ctx.input_table(PREDICT_KEYS)
         if table is None:
             raise ComponentError(f"{ctx.where}: predict needs data (test_data)")
         table = sorted_by_id(table)
@@ -219,7 +222,7 @@ class HeteroLR(FateComponent):
         if ctx.role == "host":
             _host_align(share, table.ids, "predict")
             ctx.remote(partial.astype(np.float64), "host_partial_score", "predict", [share.guest])
-            ctx.save_empty_data(_TEST_OUT)
+            ctx.save_empty_data(TEST_OUT_KEYS)
             ctx.summary["rows"] = len(x)
             return
         _guest_align(share, table.ids, "predict")
@@ -228,7 +231,7 @@ class HeteroLR(FateComponent):
             scores = partial + np.asarray(model.params["intercepts"], dtype=np.float64)
             for host in share.hosts:
                 scores = scores + _partial_scores(ctx, host, "predict", len(x), len(labels))
-            ctx.save_data(_multi_predictions(table, _sigmoid(scores), labels, "predict"), _TEST_OUT)
+            ctx.save_data(_multi_predictions(table, _sigmoid(scores), labels, "predict"), TEST_OUT_KEYS)
             ctx.summary.update({"rows": len(x), "labels": labels})
             return
         scores = partial + float(model.params.get("intercept", 0.0))
@@ -238,7 +241,7 @@ class HeteroLR(FateComponent):
             ctx.params.get("threshold", "predict_param.threshold", default=model.params.get("threshold", 0.5))
         )
         out = _predictions(table, _sigmoid(scores), threshold, "predict")
-        ctx.save_data(out, _TEST_OUT)
+        ctx.save_data(out, TEST_OUT_KEYS)
         ctx.summary.update({"rows": len(x), "threshold": threshold})
 
 
@@ -521,7 +524,7 @@ class _GuestTrainer(_Share):
         meta = {"module": "HeteroLR", "cipher": key.kind, "key_length": key.key_length}
         if self.labels is None:
             out = _predictions(self.table, _sigmoid(scores[:, 0]), cfg.threshold, "train")
-            ctx.save_data(out, _TRAIN_OUT)
+            ctx.save_data(out, TRAIN_OUT_KEYS)
             ctx.save_model(
                 {
                     **common,
@@ -534,7 +537,7 @@ class _GuestTrainer(_Share):
             )
         else:
             out = _multi_predictions(self.table, _sigmoid(scores), self.labels, "train")
-            ctx.save_data(out, _TRAIN_OUT)
+            ctx.save_data(out, TRAIN_OUT_KEYS)
             ctx.save_model(
                 {
                     **common,
@@ -785,7 +788,7 @@ class _HostTrainer(_Share):
             "train",
             [self.guest],
         )
-        ctx.save_empty_data(_TRAIN_OUT)
+        ctx.save_empty_data(TRAIN_OUT_KEYS)
         meta = {"module": "HeteroLR", "cipher": key.kind, "key_length": key.key_length}
         if multi:
             # FATE's host model knows the class count, not the labels

@@ -25,6 +25,8 @@ IMPLEMENTED: Mapping[str, str] = MappingProxyType(
         "feature_scale@1.0.0": "fate_airflow.components.feature_scale:FeatureScale",
         "intersection@1.0.0": "fate_airflow.components.intersection:Intersection",
         "hetero_lr@1.0.0": "fate_airflow.components.hetero_lr:HeteroLR",
+        "hetero_secureboost@1.0.0": "fate_airflow.components.hetero_secureboost:HeteroSecureBoost",
+        "homo_lr@1.0.0": "fate_airflow.components.homo_lr:HomoLR",
         "evaluation@1.0.0": "fate_airflow.components.evaluation:Evaluation",
         "toy_example@1.0.0": "fate_airflow.components.toy_example:ToyExample",
     }
@@ -43,8 +45,6 @@ def component_class(implementation: str) -> type[Component]:
 PLANNED: frozenset[str] = frozenset(
     f"{name}@1.0.0"
     for name in (
-        "homo_lr",
-        "hetero_secureboost",
         "hetero_feature_binning",
         "hetero_feature_selection",
         "hetero_linr",

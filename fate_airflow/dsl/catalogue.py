@@ -134,7 +134,7 @@ ENTRIES: tuple[CatalogueEntry, ...] = (
         native=True,
         fate_component="toy_example",
     ),
-    # ---- not native: run by the FATE provider where FATE 2.2 has the component (fate_component).
+    # ---- native too, with FATE's component for what the native one lacks (selection.native_gap).
     CatalogueEntry(
         "homo_lr@1.0.0",
         modules=("HomoLR",),
@@ -143,14 +143,17 @@ ENTRIES: tuple[CatalogueEntry, ...] = (
         roles_v2=GUEST_HOST_ARBITER,
         outputs_v2=_FIT_TRANSFORM_OUTPUTS,
         fate_component="homo_lr",
+        native=True,
     ),
     CatalogueEntry(
         "hetero_secureboost@1.0.0",
         modules=("HeteroSecureBoost", "HeteroFastSecureBoost"),
         component_refs=("hetero_secureboost",),
         outputs_v2=_LR_OUTPUTS,
+        native=True,
         fate_component="hetero_secureboost",
     ),
+    # ---- not native: run by the FATE provider where FATE 2.2 has the component (fate_component).
     CatalogueEntry(
         "homo_secureboost@1.0.0",
         modules=("HomoSecureBoost",),

@@ -13,13 +13,14 @@ per task:
    project's native one;
 2. else ``native`` where this project implements the component and the task asks for nothing the
    native implementation lacks (:func:`native_gap`: e.g. coordinated LR's warm start, validation data
-   or cross validation — FATE's component runs those tasks, or the plan fails naming the gap);
+   or cross validation, SecureBoost's other ciphers, homo LR's one-vs-rest — FATE's component runs
+   those tasks, or the plan fails naming the gap);
 3. else the installed provider offering the component (FATE 2.2's name for it, see
    :attr:`~fate_airflow.dsl.catalogue.CatalogueEntry.fate_component`);
 4. else a plan error naming the task, the component and the provider to install.
 
-So a job fails before it starts, never halfway, and may mix providers (native reader and PSI with
-FATE's SecureBoost).
+So a job fails before it starts, never halfway, and may mix providers (native reader, PSI and
+SecureBoost with FATE's feature binning, or FATE's SecureBoost named by ``conf.provider``).
 
 ``providers=None`` (callers that do not know the party's installed providers, e.g. ``dsl plan``
 without ``--provider-dir``) keeps the behaviour from before providers existed: components this
@@ -104,6 +105,8 @@ def native_gap(
     :param inputs: its ``(kind, key)`` inputs, e.g. ``("model", "input_model")``.
     :param parameters: its common parameters.
     """
+    if implementation == "hetero_secureboost@1.0.0":
+        return _secureboost_gap(stage, inputs, parameters)
     if implementation not in ("hetero_lr@1.0.0", "homo_lr@1.0.0"):
         return None
     if (
@@ -125,6 +128,31 @@ def native_gap(
         method = str(optimizer.get("method") or "sgd").lower() if isinstance(optimizer, Mapping) else "sgd"
         if method not in ("sgd", "adam", "adamw", "rmsprop", "adagrad"):
             return f"optimizer method {method!r}"
+    return None
+
+
+def _secureboost_gap(
+    stage: str, inputs: Collection[tuple[str, str]], parameters: Mapping[str, Any]
+) -> str | None:
+    # FATE 2.2's SecureBoost ignores validate_data too, so that is no gap. HeteroFastSecureBoost
+    # (1.x) maps to the same id: only its parameters tell it apart.
+    if (
+        stage == "cross_validation"
+        or ("data", "cv_data") in inputs
+        or _truthy(parameters, "cv_param.need_cv")
+    ):
+        return "cross validation"
+    if ("model", "warm_start_model") in inputs:
+        return "warm start (warm_start_model)"
+    he_param = parameters.get("he_param")
+    kind = str((he_param.get("kind") if isinstance(he_param, Mapping) else None) or "paillier").lower()
+    if kind not in ("paillier", "mock", "plaintext_debug", "plaintext"):
+        return f"he_param.kind {kind!r}"
+    if any(
+        parameters.get(k) is not None
+        for k in ("work_mode", "guest_depth", "host_depth", "tree_num_per_party")
+    ):
+        return "fast SecureBoost (HeteroFastSecureBoost mix/layered trees)"
     return None
 
 

@@ -48,7 +48,7 @@ from fate_airflow.dsl.catalogue import BY_COMPONENT_REF, BY_MODULE, CatalogueEnt
 from fate_airflow.dsl.graph import topological_order
 from fate_airflow.dsl.merge import deep_merge
 from fate_airflow.dsl.plan import JobPlan, PartyTask, PlanFormat, TaskPlan
-from fate_airflow.dsl.selection import Explicit, Want, select_provider
+from fate_airflow.dsl.selection import Explicit, Want, native_gap, select_provider
 from fate_airflow.dsl.v1_to_v2 import MODULES, translate
 
 FORMAT: PlanFormat = "fate-1.x-dsl-v2"
@@ -508,7 +508,10 @@ def plan_v1(
     if conf is not None:
         _check_reader_tables(conf, problems, components, parsed)
         _check_roles_present(dsl, problems, components, parsed)
-    chosen = {name: _provider(dsl, conf, problems, c, providers) for name, c in components.items()}
+    chosen = {
+        name: _provider(dsl, conf, problems, c, providers, _native_gap(c, stage, parsed))
+        for name, c in components.items()
+    }
     if conf is not None:
         for name, component in components.items():
             if chosen[name] not in (None, NATIVE):
@@ -568,12 +571,30 @@ def plan_v1(
     )
 
 
+def _native_gap(component: _Component, stage: str, parsed: _Conf) -> str | None:
+    """What a 1.x component asks of its native implementation that it does not do (see native_gap).
+
+    Decided from its common parameters (cross validation, ciphers, fast SecureBoost's modes);
+    HeteroFastSecureBoost itself (FATE 1.x defaults it to ``work_mode: mix``) is never a plain
+    SecureBoost.
+    """
+    if component.entry is None or not component.entry.native:
+        return None
+    if component.module == "HeteroFastSecureBoost":
+        return "fast SecureBoost (HeteroFastSecureBoost mix/layered trees)"
+    params = parsed.common.get(component.name)
+    return native_gap(
+        component.entry.implementation, stage, (), params if isinstance(params, Mapping) else {}
+    )
+
+
 def _provider(
     dsl: Doc,
     conf: Doc | None,
     problems: Problems,
     component: _Component,
     providers: Sequence[ProviderInfo] | None,
+    gap: str | None = None,
 ) -> str | None:
     """The provider running ``component`` (:mod:`fate_airflow.dsl.selection`); None after a problem."""
     if component.entry is None or component.module is None:
@@ -605,6 +626,7 @@ def _provider(
         MODULES.get(component.module),
         dsl,
         ("components", name, "module"),
+        native_gap=gap,
     )
     return select_provider(problems, want, explicit, providers)
 

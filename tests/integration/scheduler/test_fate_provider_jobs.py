@@ -16,9 +16,12 @@ both parties; its metrics and outputs are compared with FATE 2.2 standalone's on
   with each upload — are compared within a stated tolerance.
 
 Native components run where the native provider implements them (reader, PSI, coordinated LR,
-evaluation) and FATE's everywhere else, so most of these jobs mix providers. The same parties
-then show that a FATE-provider task is controlled like a native one: a killed FATE process fails
-every party, a rerun from it succeeds, a stop cancels both and ends FATE's processes.
+evaluation, hetero SecureBoost, homo LR) and FATE's everywhere else, so most of these jobs mix
+providers. A trigger conf naming FATE's provider for a task (``dag.tasks.<task>.conf.provider``, as
+FATE-Flow 2.2 reads it) runs FATE's component instead: the multi-class SecureBoost and the stop and
+kill tests below run FATE's SecureBoost that way. The same parties then show that a FATE-provider
+task is controlled like a native one: a killed FATE process fails every party, a rerun from it
+succeeds, a stop cancels both and ends FATE's processes.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import psutil
 import pytest
 
 from fate_airflow.deploy.localfed import LocalFederation
+from fate_airflow.dsl import JobPlan
 from fate_airflow.storage import ArtifactStore
 from fate_airflow.tracking import ModelKey, ModelStore
 from tests.conftest import FATE_EXAMPLES
@@ -49,6 +53,9 @@ pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(3600)]
 DAGS = FATE_EXAMPLES / "v2-pipeline-dags"
 GUEST, HOST = "9999", "10000"
 CLI = str(Path(sys.executable).with_name("fate-airflow"))
+FATE = "fate:2.2.0"
+#: Trigger conf running FATE's SecureBoost for sbt_0 where the native one would run by default.
+SBT_ON_FATE: dict[str, Any] = {"dag": {"tasks": {"sbt_0": {"conf": {"provider": FATE}}}}}
 
 
 # ---------------------------------------------------------------------- reading results
@@ -57,6 +64,11 @@ class Job:
 
     def __init__(self, fed: LocalFederation, dag_id: str, run_id: str) -> None:
         self.fed, self.dag_id, self.run_id = fed, dag_id, run_id
+
+    def provider(self, task: str) -> str:
+        """The provider the job's plan (at the initiator) chose for ``task``."""
+        plan = JobPlan.from_dict(self.fed.job_view(GUEST, self.run_id).detail["plan"])
+        return plan.task(task).provider
 
     def record(self, party: str, task: str) -> dict[str, Any]:
         """The task's tracking record at ``party`` (XCom ``fate``)."""
@@ -186,24 +198,38 @@ def check_sshe_lr(job: Job) -> None:
 
 
 def check_sbt_binary(job: Job) -> None:
-    # GOSS draws rows at random: FATE's one draw gave 0.975166.
+    # The native SecureBoost (the default where it implements what the task asks). GOSS draws rows at
+    # random: FATE's one draw gave 0.975166; the native one's seeded draw gives 0.978-0.988.
+    assert job.provider("sbt_0") == "native"
+    for party in (GUEST, HOST):
+        assert job.share(party, "sbt_0")["summary"].get("provider") is None  # only FATE's name one
     assert job.metrics(GUEST, "eval_0")["auc"] == pytest.approx(0.975166, abs=0.02)
-    loss = job.metrics(GUEST, "sbt_0")["fate_metrics"][0]
-    assert loss["name"] == "sbt_loss" and len(loss["data"]) == 2  # one point per tree
-    assert job.share(GUEST, "sbt_0")["summary"]["provider"] == "fate:2.2.0"
-    assert job.share(GUEST, "psi_0")["summary"].get("provider") is None  # native: a mixed job
+    metrics = job.metrics(GUEST, "sbt_0")
+    losses = metrics["loss_history"]
+    assert len(losses) == metrics["trees"] == 2  # one loss per boosting round (one tree each)
+    assert metrics["loss"] == losses[-1] < losses[0]
 
 
 def check_sbt_multi(job: Job) -> None:
+    # FATE's SecureBoost (SBT_ON_FATE): no rows are sampled, so its accuracy matches FATE 2.2's exactly
+    # (the native one's does too).
+    assert job.provider("sbt_0") == FATE
+    assert job.share(GUEST, "sbt_0")["summary"]["provider"] == FATE
+    assert job.share(GUEST, "psi_0")["summary"].get("provider") is None  # native: a mixed job
     metrics = job.metrics(GUEST, "eval_0")
     assert metrics["accuracy"] == pytest.approx(0.732861, abs=1e-6)
     assert len(job.rows(GUEST, "sbt_0", "train_output_data")) == 846
+    loss = job.metrics(GUEST, "sbt_0")["fate_metrics"][0]
+    assert loss["name"] == "sbt_loss" and len(loss["data"]) == 3  # one point per round
 
 
 def check_homo_lr(job: Job) -> None:
-    # torch's random initial weights and FATE's batch order make this one draw (FATE: guest 0.957056,
-    # host 0.944654, 10 epochs of batch 16 leave the model far from converged); here it reaches
-    # 0.99 at both. Each party evaluates its own rows.
+    # The native homo LR. FATE's torch draws random initial weights and its batch order follows
+    # the upload (FATE: guest 0.957056, host 0.944654, 10 epochs of batch 16 leave the model far from
+    # converged), so FATE's AUCs are a floor here, not a target. Each party evaluates its own rows.
+    assert job.provider("homo_lr_0") == "native"
+    for party in (GUEST, HOST):
+        assert job.share(party, "homo_lr_0")["summary"].get("provider") is None
     assert job.metrics(GUEST, "eval_0")["auc"] >= 0.957056 - 0.02
     assert job.metrics(HOST, "eval_0")["auc"] >= 0.944654 - 0.02
     assert len(job.rows(GUEST, "homo_lr_0", "train_output_data")) == 227
@@ -226,6 +252,8 @@ EXAMPLES: dict[str, Callable[[Job], None]] = {
     "feature_correlation__test_feature_correlation": check_correlation,
     "psi__test_psi": check_psi,
 }
+#: Trigger confs of the examples not run as their file plans by default.
+TRIGGER_CONF: dict[str, dict[str, Any]] = {"hetero_secureboost__test_hetero_sbt_multi": SBT_ON_FATE}
 #: Example jobs running at once. Two at a time would shorten the whole, but on this 2-CPU machine the
 #: host's SQLite-backed api-server then stalled past 15 s (creating a run, a task's XCom write) and
 #: failed jobs; one at a time until the parties' metadata DB is PostgreSQL in the tests too.
@@ -268,7 +296,7 @@ class Launcher:
             while self._pending and len(running) < self.window:
                 dag = self._pending.pop(0)
                 try:
-                    run_id = self.fed.rest(GUEST).trigger(dag, None)
+                    run_id = self.fed.rest(GUEST).trigger(dag, TRIGGER_CONF.get(dag))
                     running.append(run_id)
                     self._runs[dag] = run_id
                 except Exception as exc:  # reported by the dag's own test
@@ -364,8 +392,11 @@ def cli(fed: LocalFederation, *args: str) -> None:
     assert out.returncode == 0, out.stderr
 
 
-#: A SecureBoost long enough to interrupt (several seconds per tree here), short enough to rerun.
-LONGER = {"dag": {"tasks": {"sbt_0": {"parameters": {"num_trees": 10, "max_depth": 3}}}}}
+#: FATE's SecureBoost (these tests control FATE's processes), long enough to interrupt (several
+#: seconds per tree here), short enough to rerun.
+LONGER = {
+    "dag": {"tasks": {"sbt_0": {"conf": {"provider": FATE}, "parameters": {"num_trees": 10, "max_depth": 3}}}}
+}
 
 
 def test_killing_the_hosts_fate_process_fails_every_party_and_a_rerun_succeeds(
@@ -402,6 +433,7 @@ def test_killing_the_hosts_fate_process_fails_every_party_and_a_rerun_succeeds(
             lambda p=party: fed.rest(p).run_state(SBT, job) == "success", 30, f"run success at {party}"
         )
         assert Job(fed, SBT, job).record(party, "sbt_0")["task_version"] == 1
+    assert Job(fed, SBT, job).share(GUEST, "sbt_0")["summary"]["provider"] == FATE
     assert Job(fed, SBT, job).metrics(GUEST, "eval_0")["auc"] > 0.95
 
 

@@ -14,6 +14,8 @@ EXPECTED_IMPLEMENTED = {
     "intersection@1.0.0",
     "feature_scale@1.0.0",
     "hetero_lr@1.0.0",
+    "hetero_secureboost@1.0.0",
+    "homo_lr@1.0.0",
     "evaluation@1.0.0",
     "toy_example@1.0.0",
 }
@@ -29,7 +31,7 @@ def test_the_dsl_marks_exactly_the_implemented_entries_native() -> None:
 
 def test_catalogue_ids() -> None:
     assert set(IMPLEMENTED) == EXPECTED_IMPLEMENTED
-    assert "hetero_secureboost@1.0.0" in PLANNED
+    assert "hetero_feature_binning@1.0.0" in PLANNED
     assert not set(IMPLEMENTED) & PLANNED
     assert len(PLANNED) >= 17
     assert catalogue()["upload@1.0.0"] == "planned"
@@ -39,9 +41,9 @@ def test_catalogue_ids() -> None:
 def test_planned_component_raises_clear_error() -> None:
     with pytest.raises(
         NotImplementedComponentError,
-        match=r"component HeteroSecureBoost \(hetero_secureboost@1\.0\.0\) is not implemented yet",
+        match=r"component HeteroFeatureBinning \(hetero_feature_binning@1\.0\.0\) is not implemented yet",
     ):
-        get_component("hetero_secureboost@1.0.0", "HeteroSecureBoost")
+        get_component("hetero_feature_binning@1.0.0", "HeteroFeatureBinning")
 
 
 def test_unknown_component() -> None:
@@ -50,7 +52,9 @@ def test_unknown_component() -> None:
 
 
 def test_running_a_planned_component_never_succeeds(data_dirs: dict[str, str]) -> None:
-    spec = TaskSpec("sbt_0", "hetero_secureboost@1.0.0", (GUEST, HOST), component="HeteroSecureBoost")
+    spec = TaskSpec(
+        "binning_0", "hetero_feature_binning@1.0.0", (GUEST, HOST), component="HeteroFeatureBinning"
+    )
     out = simulate(spec, job_id=JOB_ID, data_dirs=data_dirs)
     for party in (GUEST, HOST):
         assert isinstance(out[party].error, NotImplementedComponentError)

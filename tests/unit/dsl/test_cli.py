@@ -108,14 +108,36 @@ def test_subprocess_exit_codes_and_no_traceback(tmp_path: Path) -> None:
 def test_plan_checks_providers_with_provider_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fate_airflow.core.providers import ProviderInfo, ProviderRegistry
 
-    dsl = V1 / "test_secureboost_train_dsl.json"
-    conf = V1 / "test_secureboost_train_binary_conf.json"
-    assert main(["dsl", "plan", str(dsl), "--conf", str(conf), "--provider-dir", str(tmp_path)]) == 2
+    # statistics is FATE-only: without the FATE provider at this party the plan fails.
+    dag = V1.parent / "v2-pipeline-dags" / "statistics__test_statistics.yaml"
+    assert main(["dsl", "plan", str(dag), "--provider-dir", str(tmp_path)]) == 2
     assert (
-        "needs the FATE provider: run `fate-airflow provider install fate==2.2.0`" in capsys.readouterr().err
+        "component statistics (task statistics_0) needs the FATE provider: "
+        "run `fate-airflow provider install fate==2.2.0`" in capsys.readouterr().err
     )
-    ProviderRegistry(tmp_path).register(ProviderInfo("fate", "2.2.0", components=("hetero_secureboost",)))
-    assert main(["dsl", "plan", str(dsl), "--conf", str(conf), "--provider-dir", str(tmp_path)]) == 0
+    ProviderRegistry(tmp_path).register(ProviderInfo("fate", "2.2.0", components=("statistics",)))
+    assert main(["dsl", "plan", str(dag), "--provider-dir", str(tmp_path)]) == 0
+    tasks = {t["name"]: t["provider"] for t in json.loads(capsys.readouterr().out)["tasks"]}
+    assert tasks == {"reader_0": "native", "psi_0": "native", "statistics_0": "fate:2.2.0"}
+    # A 1.x job too: its SecureBoost is native by default, and naming FATE's runs that provider.
+    dsl = V1 / "test_secureboost_train_dsl.json"
+    conf = json.loads((V1 / "test_secureboost_train_binary_conf.json").read_text())
+    conf["provider"] = {"common": {"hetero_secure_boost_0": "fate@2.2.0"}}
+    (tmp_path / "conf.json").write_text(json.dumps(conf))
+    args = ["dsl", "plan", str(dsl), "--conf", str(tmp_path / "conf.json"), "--provider-dir", str(tmp_path)]
+    assert main(args) == 2
+    assert (
+        "provider.common.hetero_secure_boost_0: component HeteroSecureBoost (task hetero_secure_boost_0): "
+        "provider fate:2.2.0 has no component 'hetero_secureboost'" in capsys.readouterr().err
+    )
+    ProviderRegistry(tmp_path).register(
+        ProviderInfo("fate", "2.2.0", components=("statistics", "hetero_secureboost"))
+    )
+    assert main(args) == 0
     tasks = {t["name"]: t["provider"] for t in json.loads(capsys.readouterr().out)["tasks"]}
     assert tasks["hetero_secure_boost_0"] == "fate:2.2.0"
     assert tasks["intersection_0"] == "native"
+    default = V1 / "test_secureboost_train_binary_conf.json"
+    assert main(["dsl", "plan", str(dsl), "--conf", str(default), "--provider-dir", str(tmp_path)]) == 0
+    tasks = {t["name"]: t["provider"] for t in json.loads(capsys.readouterr().out)["tasks"]}
+    assert tasks["hetero_secure_boost_0"] == "native"

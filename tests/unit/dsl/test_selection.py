@@ -96,6 +96,14 @@ def chosen(p: JobPlan) -> dict[str, str]:
     return {t.name: t.provider for t in p.tasks}
 
 
+def with_binning(d: dict[str, Any]) -> None:
+    """Add binning_0 (psi → hetero_feature_binning): a component only FATE's provider has."""
+    d["dag"]["tasks"]["binning_0"] = {
+        "component_ref": "hetero_feature_binning",
+        "inputs": {"data": {"train_data": _out("psi_0")}},
+    }
+
+
 # ---------------------------------------------------------------------------- the rule, case by case
 
 
@@ -105,24 +113,49 @@ def test_without_providers_nothing_changes(tmp_path: Path) -> None:
 
 
 def test_native_where_implemented_else_the_installed_fate_provider(tmp_path: Path) -> None:
-    p = plan(tmp_path, WITH_FATE)
-    assert chosen(p) == {"reader_0": "native", "psi_0": "native", "sbt_0": "fate:2.2.0", "eval_0": "native"}
-    assert fate_component(p, p.task("sbt_0")) == "hetero_secureboost"
+    p = plan(tmp_path, WITH_FATE, with_binning)
+    assert chosen(p) == {
+        "reader_0": "native",
+        "psi_0": "native",
+        "sbt_0": "native",
+        "binning_0": "fate:2.2.0",
+        "eval_0": "native",
+    }
+    assert fate_component(p, p.task("binning_0")) == "hetero_feature_binning"
+    assert fate_component(p, p.task("sbt_0")) is None
     assert fate_component(p, p.task("psi_0")) is None
+
+    # A native component asked for what it lacks runs FATE's of the same name.
+    def ou(d: dict[str, Any]) -> None:
+        d["dag"]["tasks"]["sbt_0"]["parameters"]["he_param"] = {"kind": "ou", "key_length": 1024}
+
+    p = plan(tmp_path, WITH_FATE, ou)
+    assert p.task("sbt_0").provider == "fate:2.2.0"
+    assert fate_component(p, p.task("sbt_0")) == "hetero_secureboost"
 
 
 def test_missing_fate_provider_is_a_plan_error(tmp_path: Path) -> None:
-    assert problems(tmp_path, NATIVE_ONLY) == [
-        "dag.json: dag.tasks.sbt_0.component_ref: component hetero_secureboost (task sbt_0) needs the "
-        f"FATE provider: {INSTALL}"
+    assert problems(tmp_path, NATIVE_ONLY, with_binning) == [
+        "dag.json: dag.tasks.binning_0.component_ref: component hetero_feature_binning (task binning_0) "
+        f"needs the FATE provider: {INSTALL}"
+    ]
+    assert set(chosen(plan(tmp_path, NATIVE_ONLY)).values()) == {"native"}
+
+    def cv(d: dict[str, Any]) -> None:
+        d["dag"]["tasks"]["sbt_0"]["parameters"]["cv_param"] = {"need_cv": True}
+
+    assert problems(tmp_path, NATIVE_ONLY, cv) == [
+        "dag.json: dag.tasks.sbt_0.component_ref: component hetero_secureboost (task sbt_0) uses cross "
+        "validation, which the native provider does not implement; FATE's hetero_secureboost does: "
+        "run `fate-airflow provider install fate==2.2.0`"
     ]
 
 
 def test_a_provider_without_the_component(tmp_path: Path) -> None:
     old = ProviderInfo("fate", "2.2.0", components=("psi", "reader"))
-    assert problems(tmp_path, [native_provider(), old]) == [
-        "dag.json: dag.tasks.sbt_0.component_ref: component hetero_secureboost (task sbt_0) needs the "
-        f"FATE provider: {INSTALL}"
+    assert problems(tmp_path, [native_provider(), old], with_binning) == [
+        "dag.json: dag.tasks.binning_0.component_ref: component hetero_feature_binning (task binning_0) "
+        f"needs the FATE provider: {INSTALL}"
     ]
 
     def explicit(d: dict[str, Any]) -> None:
@@ -166,10 +199,10 @@ def test_task_provider_overrides_the_job_one(tmp_path: Path) -> None:
         ("sbt_0", "secretflow", "provider secretflow is not installed at this party (installed: native, "
          "fate:2.2.0); run `fate-airflow provider install secretflow`"),
         (
-            "sbt_0",
+            "binning_0",
             "native",
-            "component hetero_secureboost (task sbt_0) is not implemented by the native provider; it needs "
-            "the FATE provider (`fate-airflow provider install fate==2.2.0`)",
+            "component hetero_feature_binning (task binning_0) is not implemented by the native provider; "
+            "it needs the FATE provider (`fate-airflow provider install fate==2.2.0`)",
         ),
         (
             "reader_0",
@@ -185,6 +218,7 @@ def test_explicit_provider_problems_name_the_field(
     tmp_path: Path, task: str, value: str, message: str
 ) -> None:
     def mutate(d: dict[str, Any]) -> None:
+        with_binning(d)
         d["dag"]["tasks"][task]["conf"] = {"provider": value}
 
     assert problems(tmp_path, WITH_FATE, mutate) == [f"dag.json: dag.tasks.{task}.conf.provider: {message}"]
@@ -370,6 +404,7 @@ def test_all_54_fate_example_dags_plan() -> None:
     assert len(files) == 54
     failures: dict[str, list[str]] = {}
     providers: dict[str, str] = {}
+    by_task: dict[tuple[str, str], str] = {}
     for path in files:
         try:
             p = load_job(path, providers=WITH_FATE)
@@ -378,13 +413,26 @@ def test_all_54_fate_example_dags_plan() -> None:
             continue
         for task in p.tasks:
             providers[task.component] = task.provider
+            if task.component in ("hetero_secureboost", "homo_lr"):
+                by_task[path.stem.split("__")[1], task.name] = task.provider
     assert failures == {}
     assert providers["psi"] == providers["reader"] == "native"
     assert (
         load_job(folder / "coordinated_lr__test_lr.yaml", providers=WITH_FATE).task("lr_0").provider
         == "native"
     )
-    assert providers["hetero_secureboost"] == providers["sample"] == providers["hetero_nn"] == "fate:2.2.0"
+    assert providers["sample"] == providers["hetero_nn"] == providers["statistics"] == "fate:2.2.0"
+    # Native SecureBoost and homo LR, except where a task asks for what they lack (native_gap).
+    assert by_task == {
+        ("test_hetero_sbt_binary", "sbt_0"): "native",
+        ("test_hetero_sbt_multi", "sbt_0"): "native",
+        ("test_hetero_sbt_binary_cv", "sbt_0"): "fate:2.2.0",  # cross validation
+        ("test_hetero_sbt_binary_warm_start", "sbt_0"): "fate:2.2.0",  # its model warm-starts sbt_1
+        ("test_hetero_sbt_binary_warm_start", "sbt_1"): "fate:2.2.0",  # warm start
+        ("test_hetero_sbt_binary_warm_start", "sbt_2"): "native",  # a fit of its own
+        ("test_homo_lr_binary", "homo_lr_0"): "native",
+        ("test_homo_lr_multi_ovr", "homo_lr_0"): "fate:2.2.0",  # one-vs-rest
+    }
     # Integer keys survive, as pyfate's sample component expects them.
     sample = load_job(folder / "sample__test_sample.yaml", providers=WITH_FATE)
     frac = sample.task("sample_0").parties[0].parameters["frac"]
@@ -422,6 +470,69 @@ def test_the_fit_a_fate_warm_start_continues_from_runs_fates_too() -> None:
     plan = load_job(path, providers=WITH_FATE)
     assert plan.task("lr_0").provider == plan.task("lr_1").provider == "fate:2.2.0"
     assert plan.task("lr_2").provider == "native"
+
+
+@pytest.mark.parametrize(
+    ("dag", "task", "gap"),
+    [
+        ("hetero_secureboost__test_hetero_sbt_binary_cv", "sbt_0", "cross validation"),
+        ("hetero_secureboost__test_hetero_sbt_binary_warm_start", "sbt_1", "warm start"),
+        ("homo_lr__test_homo_lr_multi_ovr", "homo_lr_0", "one-vs-rest (ovr)"),
+    ],
+)
+def test_fate_examples_asking_for_what_native_sbt_and_homo_lr_lack_run_fates(
+    dag: str, task: str, gap: str
+) -> None:
+    path = _v2_pipeline_dags() / f"{dag}.yaml"
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    assert load_job(path, providers=WITH_FATE).task(task).provider == "fate:2.2.0"
+    with pytest.raises(DslError) as caught:
+        load_job(path, providers=NATIVE_ONLY)
+    problem = next(p for p in caught.value.problems if f"task {task})" in p)
+    assert gap in problem and "component_ref" in problem and INSTALL in problem
+
+
+TRAIN = frozenset({("data", "train_data")})
+
+
+@pytest.mark.parametrize(
+    ("stage", "inputs", "parameters", "gap"),
+    [
+        # FATE 2.2's own defaults and spellings: native
+        ("train", TRAIN, {"num_trees": 3, "he_param": {"kind": "paillier", "key_length": 1024}}, None),
+        ("train", TRAIN, {"he_param": {"kind": "Paillier"}}, None),
+        ("train", TRAIN, {"he_param": {"kind": "mock"}}, None),
+        ("train", TRAIN, {"he_param": None, "goss": True, "cv_param": {"n_splits": 3}}, None),
+        ("train", TRAIN, {"cv_param": {"need_cv": False}, "work_mode": None}, None),
+        ("train", TRAIN | {("data", "validate_data")}, {}, None),  # FATE 2.2 ignores it too
+        ("predict", frozenset({("data", "test_data"), ("model", "input_model")}), {}, None),
+        # what native SecureBoost lacks
+        ("cross_validation", TRAIN, {}, "cross validation"),
+        ("train", frozenset({("data", "cv_data")}), {}, "cross validation"),
+        ("train", TRAIN, {"cv_param": {"need_cv": True, "n_splits": 3}}, "cross validation"),
+        ("train", TRAIN | {("model", "warm_start_model")}, {}, "warm start (warm_start_model)"),
+        ("train", TRAIN, {"he_param": {"kind": "ou"}}, "he_param.kind 'ou'"),
+        ("train", TRAIN, {"he_param": {"kind": "OU", "key_length": 1024}}, "he_param.kind 'ou'"),
+        ("train", TRAIN, {"work_mode": "mix"}, "fast SecureBoost (HeteroFastSecureBoost mix/layered trees)"),
+        ("train", TRAIN, {"guest_depth": 2}, "fast SecureBoost (HeteroFastSecureBoost mix/layered trees)"),
+        ("train", TRAIN, {"host_depth": 3}, "fast SecureBoost (HeteroFastSecureBoost mix/layered trees)"),
+        (
+            "train",
+            TRAIN,
+            {"tree_num_per_party": 1},
+            "fast SecureBoost (HeteroFastSecureBoost mix/layered trees)",
+        ),
+        # the first gap found is named
+        ("cross_validation", TRAIN, {"he_param": {"kind": "ou"}}, "cross validation"),
+    ],
+)
+def test_secureboost_gap(
+    stage: str, inputs: frozenset[tuple[str, str]], parameters: dict[str, Any], gap: str | None
+) -> None:
+    from fate_airflow.dsl.selection import native_gap
+
+    assert native_gap("hetero_secureboost@1.0.0", stage, inputs, parameters) == gap
 
 
 @pytest.mark.parametrize(

@@ -37,10 +37,29 @@ def sbt_plan(
     return load_job(tmp_path / SBT_DSL.name, tmp_path / CONF_NAME, providers=providers)
 
 
-def sbt_problems(tmp_path: Path, providers: Any, mutate_conf: Callable[[dict[str, Any]], None]) -> list[str]:
+def sbt_problems(
+    tmp_path: Path,
+    providers: Any,
+    mutate_conf: Callable[[dict[str, Any]], None] | None,
+    mutate_dsl: Callable[[dict[str, Any]], None] | None = None,
+) -> list[str]:
     with pytest.raises(DslError) as excinfo:
-        sbt_plan(tmp_path, providers, mutate_conf)
+        sbt_plan(tmp_path, providers, mutate_conf, mutate_dsl)
     return excinfo.value.problems
+
+
+def on_fate(conf: dict[str, Any]) -> None:
+    """Name FATE's provider for the SecureBoost (FATE-Flow 1.x: the conf's provider.common)."""
+    conf["provider"] = {"common": {"hetero_secure_boost_0": "fate@2.2.0"}}
+
+
+def with_statistics(dsl: dict[str, Any]) -> None:
+    """Add statistics_0 (DataStatistics): a module only FATE's provider runs."""
+    dsl["components"]["statistics_0"] = {
+        "module": "DataStatistics",
+        "input": {"data": {"data": ["intersection_0.data"]}},
+        "output": {"model": ["model"]},
+    }
 
 
 def test_module_map_targets_fate_components() -> None:
@@ -53,7 +72,7 @@ def test_module_map_targets_fate_components() -> None:
 
 
 def test_secureboost_example_runs_on_fate_with_translated_parameters(tmp_path: Path) -> None:
-    p = sbt_plan(tmp_path, WITH_FATE)
+    p = sbt_plan(tmp_path, WITH_FATE, on_fate)
     providers = {t.name: t.provider for t in p.tasks}
     assert providers["hetero_secure_boost_0"] == "fate:2.2.0"
     assert {v for k, v in providers.items() if k != "hetero_secure_boost_0"} == {"native"}
@@ -72,19 +91,34 @@ def test_secureboost_example_runs_on_fate_with_translated_parameters(tmp_path: P
     legacy = sbt_plan(tmp_path, None).task("hetero_secure_boost_0")
     assert legacy.provider == "native"
     assert legacy.parties[0].parameters["objective_param"] == {"objective": "cross_entropy"}
+    # Not naming a provider, the native SecureBoost runs it, reading the 1.x parameters as written.
+    native = sbt_plan(tmp_path, WITH_FATE)
+    assert {t.provider for t in native.tasks} == {"native"}
+    assert fate_component(native, native.task("hetero_secure_boost_0")) is None
+    assert native.task("hetero_secure_boost_0").parties[0].parameters["objective_param"] == {
+        "objective": "cross_entropy"
+    }
 
 
 def test_missing_provider_names_the_module(tmp_path: Path) -> None:
-    with pytest.raises(DslError) as excinfo:
-        sbt_plan(tmp_path, NATIVE_ONLY)
-    assert excinfo.value.problems == [
-        f"{SBT_DSL.name}: components.hetero_secure_boost_0.module: component HeteroSecureBoost "
-        "(task hetero_secure_boost_0) needs the FATE provider: run `fate-airflow provider install fate==2.2.0`"
+    assert sbt_problems(tmp_path, NATIVE_ONLY, None, with_statistics) == [
+        f"{SBT_DSL.name}: components.statistics_0.module: component DataStatistics "
+        "(task statistics_0) needs the FATE provider: run `fate-airflow provider install fate==2.2.0`"
+    ]
+    p = sbt_plan(tmp_path, WITH_FATE, mutate_dsl=with_statistics)
+    assert p.task("statistics_0").provider == "fate:2.2.0"
+    assert fate_component(p, p.task("statistics_0")) == "statistics"
+    assert p.task("hetero_secure_boost_0").provider == "native"
+    # A provider the conf names but the party lacks names the conf's field.
+    assert sbt_problems(tmp_path, NATIVE_ONLY, on_fate) == [
+        f"{CONF_NAME}: provider.common.hetero_secure_boost_0: provider fate@2.2.0 is not installed at this "
+        "party (installed: native); run `fate-airflow provider install fate==2.2.0`"
     ]
 
 
 def test_untranslatable_parameters_name_file_and_field(tmp_path: Path) -> None:
     def mutate(conf: dict[str, Any]) -> None:
+        on_fate(conf)  # translated only for FATE's provider
         common = conf["component_parameters"]["common"]["hetero_secure_boost_0"]
         common["early_stopping_rounds"] = 3
         common["tree_param"]["max_split_nodes"] = 1024  # a performance knob: accepted
@@ -109,12 +143,30 @@ def test_fast_secureboost_has_no_counterpart(tmp_path: Path) -> None:
     def mutate_dsl(dsl: dict[str, Any]) -> None:
         dsl["components"]["hetero_secure_boost_0"]["module"] = "HeteroFastSecureBoost"
 
-    with pytest.raises(DslError) as excinfo:
-        sbt_plan(tmp_path, WITH_FATE, mutate_dsl=mutate_dsl)
-    assert excinfo.value.problems == [
-        f"{SBT_DSL.name}: components.hetero_secure_boost_0.module: component HeteroFastSecureBoost "
-        "(task hetero_secure_boost_0) is not implemented: neither the native provider nor FATE 2.2 has it"
+    # FATE 2.2 has no fast SecureBoost: naming its provider is an error.
+    assert sbt_problems(tmp_path, WITH_FATE, on_fate, mutate_dsl) == [
+        f"{CONF_NAME}: provider.common.hetero_secure_boost_0: component HeteroFastSecureBoost "
+        "(task hetero_secure_boost_0) cannot run on provider fate@2.2.0: FATE 2.2 has no such component "
+        "(native only)"
     ]
+
+
+def test_what_native_secureboost_lacks_is_refused_or_sent_to_fate_before_the_job_starts(
+    tmp_path: Path,
+) -> None:
+    def fast(dsl: dict[str, Any]) -> None:
+        dsl["components"]["hetero_secure_boost_0"]["module"] = "HeteroFastSecureBoost"
+
+    # FATE 1.x defaults HeteroFastSecureBoost to work_mode "mix": never a plain SecureBoost here.
+    problems = sbt_problems(tmp_path, WITH_FATE, None, fast)
+    assert len(problems) == 1
+    assert "uses fast SecureBoost (HeteroFastSecureBoost mix/layered trees)" in problems[0]
+
+    def cv(conf: dict[str, Any]) -> None:
+        conf["component_parameters"]["common"]["hetero_secure_boost_0"]["cv_param"] = {"need_cv": True}
+
+    # Not native, and FATE 2.2 has cross validation only as a stage of its own: refused naming it.
+    assert any("cv_param.need_cv" in p for p in sbt_problems(tmp_path, WITH_FATE, cv))
 
 
 def test_explicit_1x_providers(tmp_path: Path) -> None:
