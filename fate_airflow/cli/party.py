@@ -33,6 +33,7 @@ from fate_airflow.deploy.party import (
     process_pids,
     start_party,
     stop_party,
+    watch_party,
 )
 from fate_airflow.deploy.watch import DropFolderWatcher
 from fate_airflow.federation.config import load_gateway_config
@@ -88,6 +89,8 @@ def policy_of(cfg: PartyConfig) -> PartyPolicy:
         readable_tables=cfg.readable_tables,
         party_timeout=cfg.party_timeout,
         providers=tuple(p.ref for p in installed),
+        # The other parties are assumed to run at least as many tasks at once as this one.
+        max_running_slots=cfg.airflow.parallelism,
     )
 
 
@@ -182,6 +185,20 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    watch_party(cfg, config_path(args).resolve(), stop)
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add the ``party`` command group."""
     party = subparsers.add_parser("party", help="prepare, start and stop one party (Airflow + gateway)")
@@ -204,3 +221,6 @@ def register(subparsers: Any) -> None:
     with_config(
         sub.add_parser("serve", help="run the gateway with the party service (used by `up`)")
     ).set_defaults(func=_serve)
+    with_config(
+        sub.add_parser("watch", help="restart the party's processes when one dies (started by `up`)")
+    ).set_defaults(func=_watch)

@@ -222,6 +222,8 @@ class AirflowRestEngine(WorkflowEngine):
         self._dag_wait = dag_wait
         #: DAG id → (when, task → upstreams) last verified at Airflow.
         self._structures: dict[str, tuple[float, dict[str, list[str]]]] = {}
+        #: DAG id → when it was last un-paused.
+        self._unpaused: dict[str, float] = {}
 
     # ------------------------------------------------------------------ WorkflowEngine
     def dag_structure(self, dag_id: str) -> dict[str, list[str]] | None:
@@ -290,8 +292,12 @@ class AirflowRestEngine(WorkflowEngine):
             idempotent=True,
             json={"dag_run_id": run_id, "logical_date": None, "conf": dict(conf)},
         )
-        # New DAGs may start paused on some deployments; a federated job must run.
-        self.client.request("PATCH", f"/api/v2/dags/{_q(dag_id)}", ok=(200,), json={"is_paused": False})
+        # New DAGs may start paused on some deployments; a federated job must run. Once a minute per
+        # DAG is enough: each write is one more lock on a SQLite metadata database.
+        seen = self._unpaused.get(dag_id)
+        if seen is None or time.monotonic() - seen > _STRUCTURE_TTL:
+            self.client.request("PATCH", f"/api/v2/dags/{_q(dag_id)}", ok=(200,), json={"is_paused": False})
+            self._unpaused[dag_id] = time.monotonic()
 
     def ended_runs(self, dag_ids: Collection[str], since: float) -> dict[tuple[str, str], str]:
         """One batch query (``POST /dags/~/dagRuns/list``) for the runs that ended since ``since``."""

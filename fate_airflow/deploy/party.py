@@ -47,11 +47,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,6 +69,8 @@ from fate_airflow.core.types import validate_party_id
 from fate_airflow.federation.config import check_ptp_listen, is_loopback_host, read_document
 from fate_airflow.federation.pki import init_ca, issue_certificate
 
+log = logging.getLogger(__name__)
+
 #: The repository's DAG folder (the loader that turns job files into DAGs).
 REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -75,6 +79,8 @@ AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: shared socket) or its mTLS endpoint (workers on other hosts).
 WorkerEndpoint: TypeAlias = Literal["internal", "mtls"]
 GATEWAY_PROCESS = "gateway"
+#: The process that restarts the party's other processes when one dies (``party watch``).
+WATCHDOG_PROCESS = "watchdog"
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,10 @@ class PartyConfig:
     flow_api_listen: str = "127.0.0.1"
     #: JSON file of app id → app token for FATE-Flow's client signature (None: ``<home>/flow_apps.json``).
     flow_api_apps_file: Path | None = None
+    #: Whether ``party up`` starts a watchdog that restarts any of the party's processes that dies
+    #: (an Airflow scheduler killed by a locked SQLite database, the gateway by the OOM killer).
+    #: Turn it off where systemd, Kubernetes or compose restart them instead.
+    watchdog: bool = True
 
     # ------------------------------------------------------------------ paths
     @property
@@ -221,7 +231,7 @@ class PartyConfig:
         known = {
             "party_id", "home", "host", "ports", "peers", "peer_ca_certs", "insecure", "allowed_initiators",
             "readable_tables", "party_timeout", "jobs_folder", "airflow", "dags_folder", "api_url", "listen",
-            "cert_hosts", "internal_endpoint", "worker_endpoint", "flow_api",
+            "cert_hosts", "internal_endpoint", "worker_endpoint", "flow_api", "watchdog",
         }  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
@@ -308,6 +318,7 @@ class PartyConfig:
             flow_api_apps_file=path(flow_raw["apps_file"], "flow_api.apps_file")
             if flow_raw.get("apps_file")
             else None,
+            watchdog=bool(data.get("watchdog", True)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -347,6 +358,7 @@ class PartyConfig:
                 "listen": self.flow_api_listen,
                 **({"apps_file": str(self.flow_api_apps_file)} if self.flow_api_apps_file else {}),
             },
+            "watchdog": self.watchdog,
         }
 
 
@@ -606,6 +618,44 @@ def start_party(cfg: PartyConfig, config_path: Path, *, wait: float = 180.0) -> 
         if running[comp] is None:
             _spawn(cfg, comp, [_airflow_bin(), comp], env)
     wait_healthy(cfg, timeout=wait)
+    if cfg.watchdog and not _watchdog_alive(cfg):
+        _spawn(cfg, WATCHDOG_PROCESS, [fate_bin, "party", "watch", "--config", str(config_path)], env)
+
+
+def _watchdog_alive(cfg: PartyConfig) -> bool:
+    path = _pid_file(cfg, WATCHDOG_PROCESS)
+    return path.exists() and _alive(int(path.read_text()))
+
+
+def watch_once(cfg: PartyConfig, config_path: Path) -> list[str]:
+    """Restart the party's processes that died since they were started; returns their names.
+
+    Only processes with a pid file count: ``party down`` removes the files (after stopping this
+    watchdog), so a deliberate stop is never undone.
+    """
+    env = {**os.environ, **airflow_env(cfg)}
+    fate_bin = str(Path(sys.executable).with_name("fate-airflow"))
+    restarted = []
+    for name, pid in process_pids(cfg).items():
+        if pid is not None or not _pid_file(cfg, name).exists():
+            continue
+        if name == GATEWAY_PROCESS:
+            argv = [fate_bin, "party", "serve", "--config", str(config_path)]
+        else:
+            argv = [_airflow_bin(), name]
+        _spawn(cfg, name, argv, env)
+        restarted.append(name)
+    return restarted
+
+
+def watch_party(cfg: PartyConfig, config_path: Path, stop: threading.Event, interval: float = 2.0) -> None:
+    """Run :func:`watch_once` every ``interval`` seconds until ``stop`` is set (``party watch``)."""
+    while not stop.wait(interval):
+        try:
+            for name in watch_once(cfg, config_path):
+                log.warning("party %s: %s had died; restarted it", cfg.party_id, name)
+        except Exception:  # the watchdog must outlive whatever one pass hits
+            log.exception("party %s: watchdog pass failed", cfg.party_id)
 
 
 def airflow_health(cfg: PartyConfig) -> dict[str, str]:
@@ -648,6 +698,14 @@ def wait_healthy(cfg: PartyConfig, *, timeout: float) -> None:
 
 def stop_party(cfg: PartyConfig, *, timeout: float = 15.0) -> list[str]:
     """SIGTERM every component (then SIGKILL whatever is left); returns the names that were running."""
+    # The watchdog first: it would restart what is being stopped.
+    watchdog = _pid_file(cfg, WATCHDOG_PROCESS)
+    if watchdog.exists():
+        wpid = int(watchdog.read_text())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(wpid, signal.SIGKILL)
+        _alive(wpid)
+        watchdog.unlink(missing_ok=True)
     pids = {name: pid for name, pid in process_pids(cfg).items() if pid is not None}
     # Collected before signalling: once a component exits, its children are re-parented to init.
     procs = party_processes(cfg)
@@ -717,5 +775,7 @@ __all__ = [
     "start_party",
     "stop_party",
     "wait_healthy",
+    "watch_once",
+    "watch_party",
     "write_party_config",
 ]

@@ -48,6 +48,9 @@ class PartyPolicy:
     :param create_timeout: seconds the initiator waits for each party to create a job.
     :param supervise_interval: seconds between supervisor passes.
     :param ping_interval: seconds between liveness pings of the parties of running jobs.
+    :param max_running_slots: task slots the jobs this party initiates may use at once (see
+        :meth:`~fate_airflow.scheduler.coordinator.Coordinator._admission_wait`): the smallest
+        executor parallelism among the parties. None: no queue.
     :param providers: refs of the component providers installed here (``native``, ``fate:2.2.0``); a
         job whose tasks here need another one is refused at creation, not failed halfway. None: not
         checked.
@@ -60,6 +63,7 @@ class PartyPolicy:
     supervise_interval: float = 1.0
     ping_interval: float = 2.0
     providers: tuple[str, ...] | None = None
+    max_running_slots: int | None = None
 
 
 def tables_read(task: TaskPlan, party_id: str) -> set[tuple[str, str]]:
@@ -118,10 +122,13 @@ class ServiceCore(ABC):
         #: prepares, reports or supervision (there is no service-wide lock).
         self._job_locks: dict[str, threading.RLock] = {}
         self._job_locks_guard = threading.Lock()
+        #: Serialises the decision to start a queued job (see Coordinator._admission_wait).
+        self._admission = threading.Lock()
         #: Jobs whose submission to the other parties is in progress in this process.
         self._submitting: set[str] = set()
-        #: Bounds the local DAG runs being created at once (see _start_local_run).
-        self._engine_slots = threading.BoundedSemaphore(2)
+        #: One local DAG run created at a time (see _start_local_run): on SQLite, Airflow's api-server
+        #: locks itself out when several run creations write at once.
+        self._engine_slots = threading.BoundedSemaphore(1)
         #: Jobs accepted from an initiator whose local DAG run is being started in this process.
         self._accepting: set[str] = set()
         #: Whether the first supervisor pass resumed the jobs a previous process left unfinished.

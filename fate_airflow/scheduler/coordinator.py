@@ -8,6 +8,7 @@ party's try died mid-run, aggregates party statuses with FATE's rules, and begin
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,14 @@ from fate_airflow.scheduler.participant import Participant
 from fate_airflow.scheduler.store import JobRecord, PartyTaskRecord
 
 log = logging.getLogger(__name__)
+
+
+def plan_width(plan: JobPlan) -> int:
+    """How many of the plan's tasks may run at once at one party, at most (its widest level)."""
+    level: dict[str, int] = {}
+    for task in plan.tasks:  # topological order
+        level[task.name] = 1 + max((level[u] for u in task.upstream), default=-1)
+    return max(Counter(level.values()).values(), default=1)
 
 
 class Coordinator(Participant):
@@ -187,6 +196,9 @@ class Coordinator(Participant):
             return TaskStartDecision(
                 "wait", reason=f"waiting for parties {', '.join(not_ready)} to be ready"
             ), ()
+        queued = self._admission_wait(job, plan)
+        if queued:
+            return TaskStartDecision("wait", reason=queued), ()
         version = rec.version + 1
         now = self._clock()
         self.store.update_task(
@@ -207,6 +219,34 @@ class Coordinator(Participant):
             ", ".join(runners),
         )
         return TaskStartDecision("start", task_version=version), ()
+
+    def _admission_wait(self, job: JobRecord, plan: JobPlan) -> str:
+        """Why ``job`` may not start its first task yet ("" when it may), as FATE-Flow's job queue.
+
+        A running component holds an executor slot while it waits on its peers. If the parties run
+        more components at once than they have slots, each party's slots fill with different jobs'
+        components, every one waiting for a peer that waits for a slot: a deadlock across parties.
+        So a job starts only while the jobs started by this initiator, each counted at its widest
+        (components that may run at once at one party), fit ``policy.max_running_slots``; the others
+        wait, queued, until one ends. A job wider than the whole budget starts alone.
+        """
+        capacity = self.policy.max_running_slots
+        if capacity is None or any(t.version >= 0 for t in self.store.list_tasks(job.job_id)):
+            return ""
+        with self._admission:
+            used = 0
+            for other in self.store.list_jobs(statuses=(st.RUNNING,)):
+                if other.job_id == job.job_id or not other.is_initiator:
+                    continue
+                if any(t.version >= 0 for t in self.store.list_tasks(other.job_id)):
+                    used += plan_width(JobPlan.from_dict(other.plan))
+            width = plan_width(plan)
+            if used == 0 or used + width <= capacity:
+                return ""
+        return (
+            f"queued: the jobs running now use {used} of {capacity} task slots and this one needs "
+            f"{width} (FATE-Flow's job queue; max_running_slots)"
+        )
 
     def _restart_task(
         self, job: JobRecord, task: TaskPlan, party_id: str, version: int

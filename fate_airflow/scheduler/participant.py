@@ -19,6 +19,7 @@ from fate_airflow.federation.api import (
     CreateJob,
     CreateJobReply,
     QueryJob,
+    StopJob,
 )
 from fate_airflow.scheduler import state as st
 from fate_airflow.scheduler._core import JOB_END, ServiceCore, tables_read
@@ -94,28 +95,47 @@ class Participant(ServiceCore):
             )
             self._event(cmd.job_id, "created", party=me, message=f"DAG {cmd.dag_id} from initiator {src}")
             self._accepting.add(cmd.job_id)
-        try:
-            self._start_local_run(cmd.dag_id, cmd.job_id, plan.to_dict(), cmd.conf)
-        except Exception as exc:  # the engine is another system: any failure refuses the job cleanly
-            self.store.delete_job(cmd.job_id)
-            log.exception("job %s: could not start the local DAG run", cmd.job_id)
-            return CreateJobReply(False, f"party {me} could not start DAG {cmd.dag_id}: {exc}")
-        finally:
-            self._accepting.discard(cmd.job_id)
         self._last_seen[src] = self._clock()
+        try:
+            self._start_local_run(
+                cmd.dag_id, cmd.job_id, plan.to_dict(), cmd.conf, self.policy.create_timeout / 4
+            )
+        except Exception as exc:
+            # Airflow is slow or away: the job is accepted and its run started in the background
+            # rather than refused, which under load would fail jobs a busy api-server only delays.
+            log.warning(
+                "job %s: local DAG run not started yet (%s); retrying in the background", cmd.job_id, exc
+            )
+            self._event(cmd.job_id, "delayed", party=me, message=f"DAG run not started yet: {exc}")
+            self._track(self._pool.submit(self._start_in_background, src, cmd, plan.to_dict()))
+            return CreateJobReply(True, "accepted; the local DAG run is being started")
+        self._accepting.discard(cmd.job_id)
         log.info("job %s accepted from initiator %s; DAG run started", cmd.job_id, src)
         return CreateJobReply(True)
 
+    def _start_in_background(self, src: str, cmd: CreateJob, plan: Mapping[str, Any]) -> None:
+        """Keep starting the local run; if it never starts, end the job here and at the initiator."""
+        try:
+            self._start_local_run(cmd.dag_id, cmd.job_id, plan, cmd.conf, 5 * self.policy.create_timeout)
+        except Exception as exc:
+            job = self.store.get_job(cmd.job_id)
+            reason = f"party {self.party_id} could not start DAG {cmd.dag_id}: {exc}"
+            log.error("job %s: %s", cmd.job_id, reason)
+            if job is not None:
+                self._end_job(job, st.FAILED, reason)
+                self._background(src, StopJob(cmd.job_id, st.FAILED, reason))
+        finally:
+            self._accepting.discard(cmd.job_id)
+
     def _start_local_run(
-        self, dag_id: str, run_id: str, plan: Mapping[str, Any], conf: Mapping[str, Any]
+        self, dag_id: str, run_id: str, plan: Mapping[str, Any], conf: Mapping[str, Any], patience: float
     ) -> None:
         """Make the DAG and start the job's run, patiently: a busy Airflow is no reason to refuse.
 
-        Both steps are idempotent. A few at a time (twenty jobs arriving together would otherwise
-        pile twenty requests onto one api-server), retried on failure for up to half the
-        initiator's create timeout, so the refusal, if any, still reaches it in time.
+        Both steps are idempotent. One at a time (twenty jobs arriving together would otherwise
+        pile twenty requests onto one api-server), retried on failure for up to ``patience`` seconds.
         """
-        deadline = time.monotonic() + self.policy.create_timeout / 2
+        deadline = time.monotonic() + patience
         delay = 1.0
         while True:
             try:

@@ -123,7 +123,7 @@ class Supervisor(Coordinator):
             try:
                 if self.engine.run_state(job.dag_id, job.job_id) is not None:
                     continue
-                self._start_local_run(job.dag_id, job.job_id, job.plan, job.conf)
+                self._start_local_run(job.dag_id, job.job_id, job.plan, job.conf, self.policy.create_timeout)
             except Exception as exc:  # Airflow is away: the initiator's liveness rules decide
                 log.warning("job %s: could not start the local DAG run after a restart: %s", job.job_id, exc)
                 continue

@@ -1,4 +1,8 @@
-"""Keep the parties' process logs of a failed chaos round (pytest's temporary folders do not last)."""
+"""The chaos package's parties (:mod:`tests.chaos.harness`), and their logs when a test fails.
+
+The process logs of a failed test are copied to ``test-results/chaos-logs`` (pytest's temporary
+folders do not last).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,17 @@ from typing import Any
 import pytest
 
 from fate_airflow.deploy.localfed import LocalFederation
+from tests.chaos.harness import Chaos, chaos_parties
 from tests.conftest import REPO_ROOT
 
 LOGS = REPO_ROOT / "test-results" / "chaos-logs"
+
+
+@pytest.fixture(scope="package")
+def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chaos]:
+    """Guest 9999 and host 10000 behind fault proxies, shared by the package's tests."""
+    with chaos_parties(tmp_path_factory.mktemp("chaos")) as parties:
+        yield parties
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin
 
+import psutil
 import pytest
 import requests
 
 from fate_airflow.deploy.localfed import LocalFederation, create_local_federation
-from fate_airflow.deploy.party import kill_party, write_party_config
+from fate_airflow.deploy.party import airflow_health, kill_party, process_pids, write_party_config
 from fate_airflow.federation.api import JobView
 from fate_airflow.storage.tables import TableStore
 from fate_airflow.storage.upload import UploadSpec, upload
@@ -378,6 +379,19 @@ def test_a_job_from_an_initiator_the_host_does_not_allow_is_refused(fed: LocalFe
     roots = tis(fed, GUEST, "toyfar", job)
     assert roots["toy_0"]["state"] == "failed"
     assert cfg.party_id == THIRD
+
+
+def test_the_watchdog_restarts_a_party_process_that_died(fed: LocalFederation) -> None:
+    # An Airflow scheduler that a locked SQLite database crashed, a gateway the OOM killer took.
+    cfg = fed.parties[HOST]
+    for name in ("triggerer", "gateway"):
+        before = process_pids(cfg)[name]
+        assert before is not None
+        psutil.Process(before).kill()
+        wait_until(lambda n=name, b=before: process_pids(cfg)[n] not in (None, b), 30, f"{name} restarted")
+    wait_until(lambda: all(v == "healthy" for v in airflow_health(cfg).values()), 120, "host healthy again")
+    job = trigger(fed, "toy2")
+    assert wait_end(fed, job).status == "success"
 
 
 def test_a_host_killed_mid_job_is_named_by_the_guest(fed: LocalFederation) -> None:

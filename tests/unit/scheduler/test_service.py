@@ -765,16 +765,35 @@ def test_a_restarted_initiator_ends_a_waiting_job_a_peer_refuses_at_every_party(
     url = f"sqlite:///{tmp_path / 'guest.db'}"
     plan = make_plan()
     JobStore(url).add_job(_waiting_job(plan))
-    host_engine = InMemoryEngine()
-    host_engine.broken = RuntimeError("airflow down")  # the host cannot start the DAG run: refuses
-    _, guest, host = _two_parties(JobStore(url), JobStore(), host_engine)
+    _, guest, host = _two_parties(JobStore(url), JobStore())
+    host.policy = dataclasses.replace(host.policy, allowed_initiators=("12345",))  # the host refuses
     try:
         guest.supervise_once()
         guest.drain()
         job = guest.store.get_job(JOB)
         assert job is not None and job.status == "failed"
-        assert "party 10000 refused: party 10000 could not start DAG" in job.reason
+        assert "party 10000 refused: party 10000 does not accept jobs from initiator 9999" in job.reason
         assert host.store.get_job(JOB) is None  # nothing half-created is left at the host
+    finally:
+        guest.stop()
+        host.stop()
+
+
+def test_a_job_whose_run_a_party_cannot_start_is_accepted_then_failed_at_every_party() -> None:
+    # A busy Airflow only delays the run; one that never comes back fails the job everywhere.
+    host_engine = InMemoryEngine()
+    host_engine.broken = RuntimeError("airflow down")
+    _, guest, host = _two_parties(JobStore(), JobStore(), host_engine)
+    try:
+        reply = guest.create_job(GUEST, CreateJob(JOB, DAG, GUEST, make_plan().to_dict(), {}))
+        assert reply.accepted
+        host.drain(timeout=30)  # the background start gives up after 5 × the create timeout
+        host.drain()  # ... and then tells the initiator
+        guest.drain()
+        for svc in (guest, host):
+            job = svc.store.get_job(JOB)
+            assert job is not None and job.status == "failed", svc.party_id
+            assert "party 10000 could not start DAG hetero_lr_normal: airflow down" in job.reason
     finally:
         guest.stop()
         host.stop()
@@ -824,6 +843,42 @@ def test_a_busy_airflow_at_the_host_delays_a_job_instead_of_refusing_it() -> Non
         reply = guest.create_job(GUEST, CreateJob(JOB, DAG, GUEST, make_plan().to_dict(), {}))
         assert reply.accepted, reply.reason
         assert host_engine.failures == 0 and host_engine.run_state(DAG, JOB) == "running"
+    finally:
+        guest.stop()
+        host.stop()
+
+
+def test_jobs_beyond_the_task_slots_wait_queued_until_a_running_one_ends() -> None:
+    # Two parties with one task slot each: a second job started beside the first would hold the
+    # guest's slot while its peer waits for the host's, held by the first job: a deadlock.
+    from fate_airflow.scheduler.coordinator import plan_width
+
+    other = JOB + "-2"
+    net = InMemoryControlNetwork()
+    policy = PartyPolicy(readable_tables=("experiment.*",), max_running_slots=1)
+    guest = PartyService(GUEST, JobStore(), InMemoryEngine(), policy)
+    host = PartyService(HOST, JobStore(), InMemoryEngine(), policy)
+    services = {GUEST: guest, HOST: host}
+    for pid, svc in services.items():
+        svc.attach_control(net.client(pid))
+        net.register(pid, svc)
+    plan = make_plan()
+    assert plan_width(plan) == 1
+    try:
+        for job_id in (JOB, other):
+            assert guest.create_job(GUEST, CreateJob(job_id, DAG, GUEST, plan.to_dict(), {})).accepted
+
+        def prepare(job_id: str) -> list[Any]:
+            return [services[p].prepare_task(p, PrepareTask(job_id, "reader_0", p)) for p in (GUEST, HOST)]
+
+        prepare(JOB)
+        assert [d.action for d in prepare(JOB)] == ["start", "start"]
+        prepare(other)
+        queued = prepare(other)
+        assert [d.action for d in queued] == ["wait", "wait"]
+        assert "queued: the jobs running now use 1 of 1 task slots" in queued[0].reason
+        guest.stop_job(GUEST, StopJob(JOB, "canceled", "make room"))
+        assert [d.action for d in prepare(other)] == ["start", "start"]
     finally:
         guest.stop()
         host.stop()
