@@ -20,9 +20,7 @@ from tests.chaos.harness import DAG, GUEST, HOST, Chaos
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1800)]
 
-#: 20 by hand (``FATE_AIRFLOW_LOAD_JOBS``); fewer in `make test`: on SQLite, Airflow's api-server
-#: stalls for its 60 s busy timeout when many runs are created and heartbeat at once (README).
-JOBS_AT_ONCE = int(os.environ.get("FATE_AIRFLOW_LOAD_JOBS", "8"))
+JOBS_AT_ONCE = int(os.environ.get("FATE_AIRFLOW_LOAD_JOBS", "20"))
 #: Generous on 2 CPUs: twenty jobs of three components, four task slots per party.
 BOUND = 1200.0
 
