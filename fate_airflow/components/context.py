@@ -202,6 +202,22 @@ class TaskContext:
             ref.kind == "data" and ref.key in keys and self._applies(ref) for ref in self.request.inputs
         )
 
+    def refuse_warm_start(self, native: str, fate_component: str) -> None:
+        """Raise at every party alike when the task asks for a warm start the native ``native`` lacks.
+
+        Plan-time selection sends such tasks to FATE's ``fate_component``; this catches a job that
+        named the native provider anyway. Every role raises, so none waits for a peer that gave up.
+        """
+        if any(ref.key == "warm_start_model" for ref in self.request.inputs):
+            raise ComponentError(
+                f"{self.where}: warm start (warm_start_model) is not implemented by the native {native}; "
+                f"with the FATE provider installed, FATE's {fate_component} runs such tasks"
+            )
+
+    def predicts(self, model: StoredModel | None) -> bool:
+        """Whether this share predicts with ``model`` (a predict stage, or a model and no training data)."""
+        return self.stage == "predict" or (model is not None and not self.has_input(TRAIN_KEYS))
+
     def _resolve_data(self, ref: InputRef) -> Table | None:
         if ref.source == "data_warehouse":
             if not ref.namespace or not ref.name:

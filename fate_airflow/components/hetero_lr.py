@@ -157,16 +157,10 @@ class HeteroLR(FateComponent):
         if ctx.role == "arbiter" and ctx.stage == "predict":
             ctx.mark_pass("the arbiter has nothing to do in predict")
             return
-        if any(ref.key == "warm_start_model" for ref in ctx.request.inputs):
-            # Every party must refuse alike: an arbiter that took this for predict would leave the
-            # others waiting for its key.
-            raise ComponentError(
-                f"{ctx.where}: warm start (warm_start_model) is not implemented by the native hetero LR; "
-                "with the FATE provider installed, FATE's coordinated_lr runs such tasks"
-            )
+        # An arbiter that took a warm start for predict would leave the others waiting for its key.
+        ctx.refuse_warm_start("hetero LR", "coordinated_lr")
         model = ctx.input_model()
-        predict = ctx.stage == "predict" or (model is not None and not ctx.has_input(TRAIN_KEYS))
-        if predict:
+        if ctx.predicts(model):
             self._predict(ctx, model)
             return
         if len(ctx.parties_of("arbiter")) != 1:

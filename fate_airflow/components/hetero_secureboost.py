@@ -147,13 +147,9 @@ class HeteroSecureBoost(FateComponent):
                 f"{ctx.where}: cross validation is not implemented by the native hetero SecureBoost; "
                 "with the FATE provider installed, FATE's hetero_secureboost runs such tasks"
             )
-        if any(ref.key == "warm_start_model" for ref in ctx.request.inputs):
-            raise ComponentError(
-                f"{ctx.where}: warm start (warm_start_model) is not implemented by the native hetero "
-                "SecureBoost; with the FATE provider installed, FATE's hetero_secureboost runs such tasks"
-            )
+        ctx.refuse_warm_start("hetero SecureBoost", "hetero_secureboost")
         model = ctx.input_model()
-        if ctx.stage == "predict" or (model is not None and not ctx.has_input(TRAIN_KEYS)):
+        if ctx.predicts(model):
             _predict(ctx, model)
             return
         cfg = read_sbt_config(ctx.params)

@@ -138,14 +138,9 @@ class HomoLR(FateComponent):
         if ctx.role == "arbiter" and ctx.stage == "predict":
             ctx.mark_pass("the arbiter has nothing to do in predict")
             return
-        if any(ref.key == "warm_start_model" for ref in ctx.request.inputs):
-            # Every party refuses alike, so none waits for a peer that already gave up.
-            raise ComponentError(
-                f"{ctx.where}: warm start (warm_start_model) is not implemented by the native homo LR; "
-                "with the FATE provider installed, FATE's homo_lr runs such tasks"
-            )
+        ctx.refuse_warm_start("homo LR", "homo_lr")
         model = ctx.input_model()
-        if ctx.stage == "predict" or (model is not None and not ctx.has_input(TRAIN_KEYS)):
+        if ctx.predicts(model):
             self._predict(ctx, model)
             return
         clients = _clients(ctx)
