@@ -4,7 +4,7 @@ Run by hand: ``.venv/bin/python bench/secureboost.py [--rows 100000] [--trees 1]
 
 1. **breast** (569 rows, 10 guest + 20 host features), FATE's job: 3 trees, depth 3, 1024-bit Paillier,
    other defaults. Baseline: FATE 2.2 standalone's per-tree times for the same job on this machine kind
-   (2 cores), *quoted* from ``research/fate22-results.md`` (26.3 / 24.4 / 29.7 s) — not measured here.
+   (2 cores), *quoted* from ``../shared/reference/fate22-results.md`` (26.3 / 24.4 / 29.7 s) — not measured here.
 2. **synthetic** ``rows`` × (30 guest + 300 host) standard-normal features (FATE 2.0's performance
    setting, ``doc/2.0/fate/performance``: 100k × 30 / 100k × 300), depth 3, 1024-bit Paillier. Baselines:
    * the **operation-count model**: the run's counted operations × per-op costs measured in this run
@@ -41,7 +41,7 @@ from fate_airflow.core.types import InputRef, Party
 from fate_airflow.storage import Table, TableStore, default_computing
 
 GUEST, HOST = Party("guest", "9999"), Party("host", "10000")
-FATE22_BREAST_TREE_SECONDS = (26.3, 24.4, 29.7)  # quoted: research/fate22-results.md
+FATE22_BREAST_TREE_SECONDS = (26.3, 24.4, 29.7)  # quoted: ../shared/reference/fate22-results.md
 FATE20_100K_TREE_SECONDS = 114.0  # quoted: FATE doc/2.0/fate/performance (2 × 16 cores, standalone)
 DATA = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "fate-examples", "data")
 

@@ -112,6 +112,12 @@ class PartyService(Supervisor):
         if not job.is_initiator:
             if src_party_id != self.party_id:
                 return Ack(False, f"party {self.party_id} is not the initiator of job {cmd.job_id}")
+            rec = self.store.get_task(cmd.job_id, cmd.task_name)
+            if rec is not None and rec.status == st.WAITING and cmd.task_version <= rec.version:
+                # The late end of a share cleared for a rerun or a restart: recorded here it would
+                # read as this party's result of the task, and the cleared task's next try would
+                # take it for done instead of preparing the next version.
+                return Ack(True, f"ignored: task {cmd.task_name} version {cmd.task_version} was reset here")
             self._record(cmd)
             try:
                 reply = self.control.ask(job.initiator_party_id, cmd, 15.0)

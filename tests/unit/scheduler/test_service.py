@@ -882,3 +882,29 @@ def test_jobs_beyond_the_task_slots_wait_queued_until_a_running_one_ends() -> No
     finally:
         guest.stop()
         host.stop()
+
+
+def test_a_late_end_of_a_share_cleared_for_a_restart_does_not_read_as_done_at_that_party(
+    fed: Federation2,
+) -> None:
+    # Seen in the chaos campaign: the guest's try was killed and retried; the host's share of the
+    # spent version, cleared by the restart, still reported success — and the host's next try took
+    # that for its result and never prepared the new version.
+    submit(fed)
+    run_task(fed, "reader_0")
+    services = {GUEST: fed.guest, HOST: fed.host}
+    for p in (GUEST, HOST, GUEST):
+        decision = services[p].prepare_task(p, PrepareTask(JOB, "lr_0", p))
+    first = decision.task_version
+    for p in (GUEST, HOST):
+        services[p].report_task_status(p, ReportTaskStatus(JOB, "lr_0", first, p, "running"))
+    fed.host_engine.create_run(DAG, JOB, {})
+    assert fed.guest.prepare_task(GUEST, PrepareTask(JOB, "lr_0", GUEST)).action == "wait"  # restart
+    fed.drain()  # the host's share is cleared (RerunJob)
+    late = fed.host.report_task_status(HOST, ReportTaskStatus(JOB, "lr_0", first, HOST, "success"))
+    assert late.ok and "ignored" in late.message
+    host_view = fed.host.query_job(HOST, QueryJob(JOB))
+    cell = next(c for t in host_view.tasks if t.task_name == "lr_0" for c in t.parties if c.party_id == HOST)
+    assert cell.status != "success"
+    decisions = [services[p].prepare_task(p, PrepareTask(JOB, "lr_0", p)) for p in (HOST, GUEST)]
+    assert [(d.action, d.task_version) for d in decisions] == [("start", first + 1)] * 2
