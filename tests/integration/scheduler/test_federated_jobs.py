@@ -27,6 +27,7 @@ import psutil
 import pytest
 import requests
 
+from fate_airflow.deploy.gateway_client import gateway_alive
 from fate_airflow.deploy.localfed import LocalFederation, create_local_federation
 from fate_airflow.deploy.party import airflow_health, kill_party, process_pids, write_party_config
 from fate_airflow.federation.api import JobView
@@ -389,7 +390,12 @@ def test_the_watchdog_restarts_a_party_process_that_died(fed: LocalFederation) -
         assert before is not None
         psutil.Process(before).kill()
         wait_until(lambda n=name, b=before: process_pids(cfg)[n] not in (None, b), 30, f"{name} restarted")
-    wait_until(lambda: all(v == "healthy" for v in airflow_health(cfg).values()), 120, "host healthy again")
+    # A restarted process has a pid before it serves: wait until the gateway answers too.
+    wait_until(
+        lambda: gateway_alive(cfg) and all(v == "healthy" for v in airflow_health(cfg).values()),
+        120,
+        "host healthy again",
+    )
     job = trigger(fed, "toy2")
     assert wait_end(fed, job).status == "success"
 
