@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import psutil
+from _baseline import baseline_chain_dag
 
 from fate_airflow.deploy.airflow_rest import AirflowRestClient
 from fate_airflow.deploy.localfed import LocalFederation, create_local_federation
@@ -35,23 +36,6 @@ from fate_airflow.deploy.party import GATEWAY_PROCESS, process_pids, write_party
 
 REPO = Path(__file__).resolve().parents[1]
 N = 3
-
-BASELINE_DAG = '''
-"""Baseline for bench/load.py: 3 chained local tasks, no federation."""
-import numpy as np
-from airflow.sdk import DAG, task
-
-with DAG("baseline_chain3", schedule=None, catchup=False, is_paused_upon_creation=False) as dag:
-    prev = None
-    for i in range(3):
-        @task(task_id=f"local_{i}")
-        def local_sum(i=i):
-            return int(np.random.default_rng(i).integers(0, 1000, 100).sum())
-        cur = local_sum()
-        if prev is not None:
-            prev >> cur
-        prev = cur
-'''
 
 
 def batch(rest: AirflowRestClient, dag_id: str, count: int) -> tuple[float, float]:
@@ -91,7 +75,7 @@ def main() -> None:
     dags = base / "dags"
     dags.mkdir()
     shutil.copy(REPO / "dags" / "fate_jobs.py", dags / "fate_jobs.py")
-    (dags / "baseline_chain3.py").write_text(BASELINE_DAG)
+    (dags / "baseline_chain3.py").write_text(baseline_chain_dag("baseline_chain3", N, "bench/load.py"))
     jobs = base / "guest-jobs"
     jobs.mkdir()
     for name in ("toy2_dsl.json", "toy2_conf.json"):

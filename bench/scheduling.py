@@ -33,29 +33,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from _baseline import baseline_chain_dag
+
 from fate_airflow.deploy.airflow_rest import AirflowRestClient
 from fate_airflow.deploy.localfed import create_local_federation
 from fate_airflow.deploy.party import write_party_config
 
 REPO = Path(__file__).resolve().parents[1]
 N = 5
-
-BASELINE_DAG = '''
-"""Baseline for bench/scheduling.py: 5 chained local tasks, no federation."""
-import numpy as np
-from airflow.sdk import DAG, task
-
-with DAG("baseline_chain", schedule=None, catchup=False, is_paused_upon_creation=False) as dag:
-    prev = None
-    for i in range(5):
-        @task(task_id=f"local_{i}")
-        def local_sum(i=i):
-            return int(np.random.default_rng(i).integers(0, 1000, 100).sum())
-        cur = local_sum()
-        if prev is not None:
-            prev >> cur
-        prev = cur
-'''
 
 
 def chain_job() -> tuple[dict[str, object], dict[str, object]]:
@@ -131,7 +116,7 @@ def main() -> None:
     dags = base / "dags"
     dags.mkdir()
     shutil.copy(REPO / "dags" / "fate_jobs.py", dags / "fate_jobs.py")
-    (dags / "baseline_chain.py").write_text(BASELINE_DAG)
+    (dags / "baseline_chain.py").write_text(baseline_chain_dag("baseline_chain", N, "bench/scheduling.py"))
     jobs = base / "guest-jobs"
     jobs.mkdir()
     dsl, conf = chain_job()
