@@ -19,7 +19,6 @@ service, ``fate-airflow party serve``) spent per federated job at each party.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import statistics
@@ -28,13 +27,12 @@ import time
 from pathlib import Path
 
 import psutil
-from _baseline import baseline_chain_dag
+from _baseline import REPO, bench_parties
 
 from fate_airflow.deploy.airflow_rest import AirflowRestClient
-from fate_airflow.deploy.localfed import LocalFederation, create_local_federation
-from fate_airflow.deploy.party import GATEWAY_PROCESS, process_pids, write_party_config
+from fate_airflow.deploy.localfed import LocalFederation
+from fate_airflow.deploy.party import GATEWAY_PROCESS, process_pids
 
-REPO = Path(__file__).resolve().parents[1]
 N = 3
 
 
@@ -72,18 +70,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the parties' folder")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="fate-bench-load-"))
-    dags = base / "dags"
-    dags.mkdir()
-    shutil.copy(REPO / "dags" / "fate_jobs.py", dags / "fate_jobs.py")
-    (dags / "baseline_chain3.py").write_text(baseline_chain_dag("baseline_chain3", N, "bench/load.py"))
-    jobs = base / "guest-jobs"
-    jobs.mkdir()
-    for name in ("toy2_dsl.json", "toy2_conf.json"):
-        shutil.copy(REPO / "tests" / "fixtures" / "jobs" / name, jobs / name)
-    fed = create_local_federation(base, ["9999", "10000"], jobs_folders={"9999": jobs})
-    for pid, cfg in list(fed.parties.items()):
-        fed.parties[pid] = dataclasses.replace(cfg, dags_folder=dags)
-        write_party_config(fed.parties[pid], fed.config_paths[pid])
+    fixtures = REPO / "tests" / "fixtures" / "jobs"
+    toy2 = {name: (fixtures / name).read_text() for name in ("toy2_dsl.json", "toy2_conf.json")}
+    fed = bench_parties(base, ("baseline_chain3", N, "bench/load.py"), toy2)
     results: dict[str, object] = {}
     try:
         fed.init()

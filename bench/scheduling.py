@@ -23,7 +23,6 @@ the time until the guest's own task — the one Airflow itself terminates — ha
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import statistics
@@ -33,13 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from _baseline import baseline_chain_dag
+from _baseline import bench_parties
 
 from fate_airflow.deploy.airflow_rest import AirflowRestClient
-from fate_airflow.deploy.localfed import create_local_federation
-from fate_airflow.deploy.party import write_party_config
 
-REPO = Path(__file__).resolve().parents[1]
 N = 5
 
 
@@ -113,19 +109,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the parties' folder")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="fate-bench-sched-"))
-    dags = base / "dags"
-    dags.mkdir()
-    shutil.copy(REPO / "dags" / "fate_jobs.py", dags / "fate_jobs.py")
-    (dags / "baseline_chain.py").write_text(baseline_chain_dag("baseline_chain", N, "bench/scheduling.py"))
-    jobs = base / "guest-jobs"
-    jobs.mkdir()
     dsl, conf = chain_job()
-    (jobs / "chain5_dsl.json").write_text(json.dumps(dsl))
-    (jobs / "chain5_conf.json").write_text(json.dumps(conf))
-    fed = create_local_federation(base, ["9999", "10000"], jobs_folders={"9999": jobs})
-    for pid, cfg in list(fed.parties.items()):
-        fed.parties[pid] = dataclasses.replace(cfg, dags_folder=dags)
-        write_party_config(fed.parties[pid], fed.config_paths[pid])
+    files = {"chain5_dsl.json": json.dumps(dsl), "chain5_conf.json": json.dumps(conf)}
+    fed = bench_parties(base, ("baseline_chain", N, "bench/scheduling.py"), files)
     try:
         fed.init()
         fed.up()

@@ -214,6 +214,19 @@ class TaskContext:
                 f"with the FATE provider installed, FATE's {fate_component} runs such tasks"
             )
 
+    def training_table(self) -> Table:
+        """The training rows. :raises ComponentError: the plan gives this party none."""
+        table = self.input_table(TRAIN_KEYS)
+        if table is None:
+            raise ComponentError(f"{self.where}: no training data")
+        return table
+
+    def note_warnings(self, warnings: Sequence[str]) -> None:
+        """Log parameter warnings and keep them in the summary (the board shows them)."""
+        for w in warnings:
+            self.warning("%s", w)
+        self.summary["warnings"] = list(warnings)
+
     def predicts(self, model: StoredModel | None) -> bool:
         """Whether this share predicts with ``model`` (a predict stage, or a model and no training data)."""
         return self.stage == "predict" or (model is not None and not self.has_input(TRAIN_KEYS))

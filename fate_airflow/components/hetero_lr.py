@@ -53,7 +53,6 @@ from fate_airflow.components._lr_params import LRConfig, Optimizer, class_initia
 from fate_airflow.components.context import (
     PREDICT_KEYS,
     TEST_OUT_KEYS,
-    TRAIN_KEYS,
     TRAIN_OUT_KEYS,
     FateComponent,
     TaskContext,
@@ -166,18 +165,13 @@ class HeteroLR(FateComponent):
         if len(ctx.parties_of("arbiter")) != 1:
             raise ComponentError(f"{ctx.where}: hetero LR training needs an arbiter (it holds the key)")
         cfg = read_config(ctx.params)
-        for w in cfg.warnings:
-            ctx.warning("%s", w)
-        ctx.summary["warnings"] = list(cfg.warnings)
+        ctx.note_warnings(cfg.warnings)
         if ctx.role == "arbiter":
             _Arbiter(ctx, cfg).run()
             return
         if ctx.has_input(("validate_data",)):
             ctx.info("validate_data is not used: validation during training is not implemented")
-        table = ctx.input_table(TRAIN_KEYS)
-        if table is None:
-            raise ComponentError(f"{ctx.where}: no training data")
-        table = sorted_by_id(table)
+        table = sorted_by_id(ctx.training_table())
         if ctx.role == "guest":
             _GuestTrainer(ctx, cfg, table).run()
         else:

@@ -75,7 +75,6 @@ from fate_airflow.components._sbt_params import (
 from fate_airflow.components.context import (
     PREDICT_KEYS,
     TEST_OUT_KEYS,
-    TRAIN_KEYS,
     TRAIN_OUT_KEYS,
     FateComponent,
     TaskContext,
@@ -153,15 +152,10 @@ class HeteroSecureBoost(FateComponent):
             _predict(ctx, model)
             return
         cfg = read_sbt_config(ctx.params)
-        for w in cfg.warnings:
-            ctx.warning("%s", w)
-        ctx.summary["warnings"] = list(cfg.warnings)
+        ctx.note_warnings(cfg.warnings)
         if ctx.has_input(("validate_data",)):
             ctx.info("validate_data is not used (FATE 2.2's hetero_secureboost does not use it either)")
-        table = ctx.input_table(TRAIN_KEYS)
-        if table is None:
-            raise ComponentError(f"{ctx.where}: no training data")
-        table = sorted_by_id(table)
+        table = sorted_by_id(ctx.training_table())
         if ctx.role == "guest":
             _GuestTrainer(ctx, cfg, table).run()
         else:

@@ -54,7 +54,6 @@ from fate_airflow.components._homo_lr_params import (
 from fate_airflow.components.context import (
     PREDICT_KEYS,
     TEST_OUT_KEYS,
-    TRAIN_KEYS,
     TRAIN_OUT_KEYS,
     FateComponent,
     TaskContext,
@@ -151,9 +150,7 @@ class HomoLR(FateComponent):
         if len(ctx.parties_of("arbiter")) != 1:
             raise ComponentError(f"{ctx.where}: homo LR training needs exactly one arbiter")
         cfg = read_homo_config(ctx.params, ctx.request.component)
-        for w in cfg.warnings:
-            ctx.warning("%s", w)
-        ctx.summary["warnings"] = list(cfg.warnings)
+        ctx.note_warnings(cfg.warnings)
         if ctx.role == "arbiter":
             _Arbiter(ctx, cfg, clients).run()
             return
@@ -161,9 +158,7 @@ class HomoLR(FateComponent):
             msg = "validate_data is not used: validation during training is not implemented"
             ctx.warning("%s", msg)
             ctx.summary["warnings"].append(msg)
-        table = ctx.input_table(TRAIN_KEYS)
-        if table is None:
-            raise ComponentError(f"{ctx.where}: no training data")
+        table = ctx.training_table()
         _Client(ctx, cfg, clients, table).run()
 
     def _predict(self, ctx: TaskContext, model: StoredModel | None) -> None:
