@@ -30,6 +30,8 @@ for the homomorphic product): for debugging and fast tests only.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import itertools
 import math
 import secrets
@@ -499,10 +501,14 @@ def pack_bytes(key: PublicKey, cts: Sequence[int]) -> bytes:
     return b"".join(int(c).to_bytes(width, "big") for c in cts)
 
 
-def secret_permutation(size: int) -> np.ndarray:
-    """A uniformly random permutation from the OS CSPRNG (the guest must not predict it)."""
-    rng = np.random.default_rng(int.from_bytes(secrets.token_bytes(32), "big"))
-    return rng.permutation(size)
+def secret_permutation(size: int, key: bytes, label: str) -> np.ndarray:
+    """A permutation drawn from ``HMAC(key, label)``.
+
+    Unpredictable without the party's ``key`` (the guest must not predict it), and the same for the
+    same key and label (deterministic runs).
+    """
+    seed = hmac.new(key, label.encode(), hashlib.sha256).digest()
+    return np.random.default_rng(int.from_bytes(seed, "big")).permutation(size)
 
 
 __all__ = [

@@ -7,12 +7,15 @@ built-in component (it implements :meth:`Component.run` on top of a context).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import threading
 import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -20,6 +23,7 @@ import numpy as np
 from fate_airflow.components.api import Component, PartyTaskRequest, PartyTaskResult
 from fate_airflow.components.params import Params
 from fate_airflow.core.errors import ComponentError, FederationTimeout, StorageError
+from fate_airflow.core.files import read_or_create_secret
 from fate_airflow.core.types import InputRef, Party
 from fate_airflow.federation.api import DEFAULT_GET_TIMEOUT, Federation, Payload
 from fate_airflow.storage.artifacts import (
@@ -35,6 +39,9 @@ from fate_airflow.tracking.metrics import MetricsStore
 from fate_airflow.tracking.model_store import ModelKey, ModelStore, StoredModel, make_model_id
 
 LOGGER_NAME = "fate_airflow.components"
+
+#: The party's own random key below its data dir (never sent anywhere); see TaskContext.private_key.
+PARTY_SECRET_FILE = "party-secret.key"
 
 #: Seconds between abort checks while waiting for a peer.
 GET_POLL_SECONDS = 1.0
@@ -125,6 +132,20 @@ class TaskContext:
         self.status = "pass"
         self.summary["reason"] = reason
         self.info("pass: %s", reason)
+
+    def private_key(self, purpose: str) -> bytes:
+        """A 32-byte key only this party can compute, the same every run for the same ``purpose``.
+
+        HMAC of ``purpose`` and the task name under the party's own random secret
+        (``<data_dir>/party-secret.key``, created on first use, never sent).
+
+        For randomness that must stay secret from the other parties and still repeat run after run
+        of the same job (e.g. the order a host shuffles its split candidates in: the guest must not
+        predict it, and which of two equally good splits wins must not change between runs).
+        """
+        secret = read_or_create_secret(Path(self.request.data_dir) / PARTY_SECRET_FILE)
+        label = f"{self.request.task_name}\0{purpose}".encode()
+        return hmac.new(secret, label, hashlib.sha256).digest()
 
     # ------------------------------------------------------------------ abort and federation
 

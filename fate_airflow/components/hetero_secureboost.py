@@ -580,6 +580,11 @@ class _HostTrainer:
         ctx.info("training: %d rows, %d host features, cipher %s", n, f, key.describe())
         builder = HistogramBuilder(key, choose_computing(n, _MIN_PARALLEL_ROWS), ctx.abort)
         feats, bids = candidate_index(binned.n_bins)
+        # The candidate order must stay secret from the guest, yet repeat run after run: the guest
+        # takes the first of equally good splits (frequent under GOSS, where unsampled rows weigh
+        # nothing), so a fresh shuffle each run would grow different trees from the same job.
+        data = hashlib.sha256(np.ascontiguousarray(binned.bins).tobytes()).hexdigest()
+        self.order_key = ctx.private_key(f"sbt candidate order\0seed {cfg.random_seed}\0bins {data}")
         trees: list[list[dict[str, Any]]] = []
         importances: list[dict[str, Importance]] = []
         tree_seconds: list[float] = []
@@ -724,7 +729,7 @@ class _HostTrainer:
                 # the lowest threshold. The guest learns nothing new (equal sums decrypt equal) and
                 # decrypts less; ties resolve like the guest's own features (lowest bin first).
                 useful = _useful_candidates(binned.bins[pos == nid], feats, bids, width)
-                perms[nid] = useful[secret_permutation(len(useful))]
+                perms[nid] = useful[secret_permutation(len(useful), self.order_key, f"{dtag}.{nid}")]
                 shuffled.append([cands[i] for i in perms[nid].tolist()])
             sealed = builder.seal(shuffled, layout)
             blobs = [ct for node_cts in sealed for ct in node_cts]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -119,3 +120,18 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 __all__ = ["atomic_directory", "atomic_write_bytes", "file_lock", "fsync_dir"]
+
+
+def read_or_create_secret(path: Path, nbytes: int = 32) -> bytes:
+    """The random secret kept in ``path`` (hex), created on first use (mode 0600, atomically).
+
+    Concurrent first users agree on one secret: creation happens under a lock beside the file.
+    """
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except FileNotFoundError:
+        pass
+    with file_lock(path.parent / f".{path.name}.lock"):
+        if not path.exists():
+            write_secret(path, secrets.token_hex(nbytes) + "\n")
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())

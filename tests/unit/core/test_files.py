@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from fate_airflow.core.errors import StorageError
-from fate_airflow.core.files import atomic_directory, atomic_write_bytes, write_secret
+from fate_airflow.core.files import (
+    atomic_directory,
+    atomic_write_bytes,
+    read_or_create_secret,
+    write_secret,
+)
 from fate_airflow.core.paths import decode_component, encode_component, validate_identifier
 
 
@@ -44,6 +51,18 @@ def test_a_secret_is_owner_only_from_its_first_byte_whatever_the_umask(
     assert target.stat().st_mode & 0o777 == 0o600
     assert modes and modes[0] == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["secrets.json"]
+
+
+def test_a_party_secret_is_created_once_owner_only_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "party-secret.key"
+    with ThreadPoolExecutor(8) as pool:
+        first = set(pool.map(lambda _: read_or_create_secret(path), range(8)))
+    assert len(first) == 1  # concurrent first users agree on one secret
+    (secret,) = first
+    assert len(secret) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_or_create_secret(path) == secret
+    assert read_or_create_secret(tmp_path / "other.key") != secret
 
 
 def test_a_failing_fill_leaves_the_old_directory(tmp_path: Path) -> None:
