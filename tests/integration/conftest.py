@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from fate_airflow.components.context import PARTY_SECRET_FILE
+from fate_airflow.core.files import write_secret
 from fate_airflow.core.providers import ProviderRegistry
 from fate_airflow.deploy.localfed import LocalFederation, create_local_federation
 from tests.conftest import FATE_EXAMPLES
@@ -85,8 +87,11 @@ def fate_parties(
     assert fate is not None
     try:
         federation.init()
-        for cfg in federation.parties.values():
+        for pid, cfg in federation.parties.items():
             ProviderRegistry(cfg.provider_dir).register(fate)
+            # Fixed party secrets: FATE's random draws (e.g. sshe_lr's random_uniform init) are
+            # seeded from them, so the parity checks below compare one reproducible draw.
+            write_secret(cfg.data_dir / PARTY_SECRET_FILE, f"{int(pid):064x}\n")
         uploads = base / "uploads"
         uploads.mkdir()
         upload_with_cli(federation, uploads)

@@ -200,6 +200,10 @@ class FateProviderComponent(FateComponent):
             "namespace": job_namespace(request.job_id),
             "name_prefix": _safe(f"{request.task_name}_{ctx.role}_{ctx.party_id}_v{request.task_version}"),
             "output_dir": str(folder / "out"),
+            # FATE draws its initial weights, samples and shuffles from the process-wide RNGs
+            # unless a parameter seeds them: seeded from this party's private key they repeat run
+            # after run of the same task, and the other parties still cannot predict them.
+            "seed": int.from_bytes(ctx.private_key(f"fate rng\0{request.component}")[:8], "big") >> 1,
             "inputs": self._inputs(ctx, folder / "in"),
             "task": {
                 "task_id": f"{request.job_id}_{request.task_name}",

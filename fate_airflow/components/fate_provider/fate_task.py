@@ -157,8 +157,33 @@ def start_pool_workers(computing: Any) -> None:
         list(pool.map(abs, range(workers)))
 
 
+def seed_rngs(seed: int | None) -> None:
+    """Seed the RNGs FATE's components draw from when no parameter seeds them (Python, numpy, torch).
+
+    FATE's MPC protocols take their seeds from ``os.urandom`` and are not affected.
+    """
+    if seed is None:
+        return
+    import random
+
+    random.seed(seed)
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - FATE depends on numpy
+        pass
+    else:
+        numpy.random.seed(seed % 2**32)
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.manual_seed(seed)
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the component share described by ``spec``; returns the result document."""
+    seed_rngs(spec.get("seed"))
     from fate.arch import CipherKit, Context
     from fate.components.core import (
         ComponentExecutionIO,

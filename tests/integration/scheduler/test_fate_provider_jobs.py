@@ -37,9 +37,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from fate_airflow.deploy.localfed import LocalFederation
 from fate_airflow.dsl import JobPlan
@@ -192,9 +194,38 @@ def check_coordinated_linr(job: Job) -> None:
     assert metrics["r2"] == pytest.approx(0.913222, abs=0.005)
 
 
+def sshe_lr_auc_range(draws: int = 400) -> tuple[float, float]:
+    """Where 3 epochs of FATE's SSHE LR land from a random_uniform init (the 0.5 % and 99.5 %
+    quantiles over ``draws`` inits), computed centrally: mini-batches of 300 in row order, rate 0.15,
+    FATE's Taylor sigmoid (0.25·z + 0.5) in the gradient, an intercept.
+    """
+    guest = pd.read_csv(FATE_EXAMPLES / "data" / "breast_hetero_guest.csv")
+    host = pd.read_csv(FATE_EXAMPLES / "data" / "breast_hetero_host.csv")
+    both = guest.merge(host, on="id")
+    y = both["y"].to_numpy(dtype=np.float64)
+    x = np.hstack([both.drop(columns=["id", "y"]).to_numpy(dtype=np.float64), np.ones((len(both), 1))])
+    rng = np.random.default_rng(0)
+    aucs = []
+    for _ in range(draws):
+        w = rng.random(x.shape[1])
+        for _epoch in range(3):
+            for start in range(0, len(x), 300):
+                xb, yb = x[start : start + 300], y[start : start + 300]
+                w -= 0.15 * xb.T @ (0.25 * (xb @ w) + 0.5 - yb) / len(xb)
+        aucs.append(roc_auc_score(y, x @ w))
+    low, high = np.quantile(aucs, [0.005, 0.995])
+    return float(low), float(high)
+
+
 def check_sshe_lr(job: Job) -> None:
-    # Random initial weights in FATE (one draw: 0.924211) and here.
-    assert job.metrics(GUEST, "evaluation_0")["auc"] == pytest.approx(0.924211, abs=0.05)
+    # Random initial weights (FATE 2.2's one draw: AUC 0.924211): the AUC spreads widely with the
+    # draw, so it is checked against the spread of the same training from random inits — which
+    # holds FATE's draw too. The draw itself repeats run after run (seeded from the party secret).
+    low, high = sshe_lr_auc_range()
+    auc = job.metrics(GUEST, "evaluation_0")["auc"]
+    print(f"\nsshe_lr AUC {auc:.6f}; random inits span {low:.4f}..{high:.4f}; FATE 2.2's draw 0.924211")
+    assert low <= 0.924211 <= high
+    assert low <= auc <= high
 
 
 def check_sbt_binary(job: Job) -> None:
