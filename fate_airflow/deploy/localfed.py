@@ -19,6 +19,7 @@ from fate_airflow.core.errors import SchedulingError
 from fate_airflow.deploy.airflow_rest import AirflowRestClient
 from fate_airflow.deploy.gateway_client import control_client
 from fate_airflow.deploy.party import (
+    AirflowSettings,
     PartyConfig,
     Ports,
     admin_credentials,
@@ -118,11 +119,11 @@ class LocalFederation:
         user, password = admin_credentials(cfg)
         return AirflowRestClient(cfg.api_url, user, password, timeout=30.0)
 
-    def job_view(self, party_id: str, job_id: str) -> JobView:
-        """The job as ``party_id``'s service sees it."""
+    def job_view(self, party_id: str, job_id: str, *, with_events: bool = False) -> JobView:
+        """The job as ``party_id``'s service sees it (with its timeline in ``detail["events"]`` if asked)."""
         client = control_client(self.parties[party_id])
         try:
-            return client.ask(party_id, QueryJob(job_id))
+            return client.ask(party_id, QueryJob(job_id, with_events=with_events))
         finally:
             client.close()
 
@@ -159,8 +160,13 @@ def create_local_federation(
     allowed_initiators: Mapping[str, Sequence[str] | None] | None = None,
     party_timeout: float = 30.0,
     jobs_folders: Mapping[str, Path] | None = None,
+    airflow: Mapping[str, AirflowSettings] | None = None,
 ) -> LocalFederation:
-    """Write party configs for ``party_ids`` under ``base`` (reusing existing configs and ports)."""
+    """Write party configs for ``party_ids`` under ``base`` (reusing existing configs and ports).
+
+    ``airflow`` gives a party other Airflow settings than the embedded default (e.g. PostgreSQL
+    and the Celery executor).
+    """
     base.mkdir(parents=True, exist_ok=True)
     paths = {pid: base / pid / "party.json" for pid in party_ids}
     existing = {pid: load_party_config(p) for pid, p in paths.items() if p.exists()}
@@ -194,6 +200,7 @@ def create_local_federation(
             readable_tables=("*",),
             party_timeout=party_timeout,
             jobs_folder=(jobs_folders or {}).get(pid),
+            airflow=(airflow or {}).get(pid, AirflowSettings()),
         )
         write_party_config(cfg, paths[pid])
         configs[pid] = cfg
