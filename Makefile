@@ -12,7 +12,7 @@ TEST_PROVIDERS := $(FATE_HOME)/test-providers
 # FATE's own client (pipeline SDK, flow CLI) on the provider's environment, for the client-API tests.
 CLIENT_ENV := $(FATE_HOME)/client-env
 
-.PHONY: install test lint typecheck contracts pytest provider-env client-env browser demo up down proto proto-check lock clean
+.PHONY: install test lint typecheck contracts pytest provider-env client-env browser services demo up down proto proto-check lock clean
 # Root installs system packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -51,7 +51,12 @@ client-env: provider-env
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-pytest: install provider-env client-env browser
+# Debian's PostgreSQL and Redis servers for the production-path test (the harness starts its own
+# instances on loopback; no system service is used).
+services:
+	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql redis-server; }
+
+pytest: install provider-env client-env browser services
 	FATE_AIRFLOW_TEST_PROVIDERS=$(TEST_PROVIDERS) FATE_AIRFLOW_FATE_ENV_CACHE=$(PROVIDER_ENVS) FATE_AIRFLOW_TEST_CLIENT_ENV=$(CLIENT_ENV) $(BIN)/pytest
 
 test: lint typecheck contracts proto-check pytest

@@ -75,6 +75,8 @@ log = logging.getLogger(__name__)
 REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: The Celery executor's worker (a party process only when the party runs that executor).
+CELERY_WORKER = "celery-worker"
 #: How a party's workers reach its gateway: its party-internal endpoint (plaintext, same host or
 #: shared socket) or its mTLS endpoint (workers on other hosts).
 WorkerEndpoint: TypeAlias = Literal["internal", "mtls"]
@@ -290,6 +292,17 @@ class PartyConfig:
         bad = sorted(set(af_raw) - {"executor", "sql_alchemy_conn", "parallelism", "extra_env"})
         if bad:
             raise ConfigError(f"airflow: unknown field(s) {', '.join(bad)}")
+        if str(af_raw.get("executor", "")).rsplit(".", 1)[-1] == "CeleryExecutor":
+            if not str(af_raw.get("sql_alchemy_conn") or "").startswith(("postgresql", "mysql")):
+                raise ConfigError(
+                    "airflow.sql_alchemy_conn: the CeleryExecutor needs a PostgreSQL or MySQL metadata "
+                    "database (workers on other hosts share it), e.g. postgresql+psycopg2://user:pw@db/airflow"
+                )
+            if not (af_raw.get("extra_env") or {}).get("AIRFLOW__CELERY__BROKER_URL"):
+                raise ConfigError(
+                    "airflow.extra_env.AIRFLOW__CELERY__BROKER_URL: the CeleryExecutor needs a broker, "
+                    "e.g. redis://127.0.0.1:6379/0"
+                )
         return cls(
             party_id=party_id,
             home=path(data["home"], "home") if data.get("home") else (base_dir / party_id).resolve(),
@@ -483,6 +496,11 @@ def airflow_env(cfg: PartyConfig) -> dict[str, str]:
     if cfg.ptp_address is not None:
         # What a FATE task's `federation: {type: osx, metadata: {host, port}}` points at.
         env["AIRFLOW__FATE__PTP_ADDRESS"] = cfg.ptp_address
+    if cfg.airflow.executor.rsplit(".", 1)[-1] == "CeleryExecutor":
+        # The worker runs as many tasks at once as the party's Airflow may (a federated task holds
+        # its slot while it waits for its peers); results go to the metadata DB unless set.
+        env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(cfg.airflow.parallelism)
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + db
     if db.startswith("sqlite"):
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "fate_airflow.deploy.sqlite.CONNECT_ARGS"
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "fate_airflow.deploy.sqlite.CONNECT_ARGS"
@@ -583,10 +601,22 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def airflow_processes(cfg: PartyConfig) -> dict[str, list[str]]:
+    """The party's Airflow processes: name → ``airflow`` sub-command.
+
+    The Celery executor runs tasks in a worker of its own (``airflow celery worker``), which also
+    serves their logs; the other executors run them from the scheduler.
+    """
+    out = {name: [name] for name in AIRFLOW_COMPONENTS}
+    if cfg.airflow.executor.rsplit(".", 1)[-1] == "CeleryExecutor":
+        out[CELERY_WORKER] = ["celery", "worker"]
+    return out
+
+
 def process_pids(cfg: PartyConfig) -> dict[str, int | None]:
     """Component name → pid if it is running."""
     out: dict[str, int | None] = {}
-    for name in (*AIRFLOW_COMPONENTS, GATEWAY_PROCESS):
+    for name in (*airflow_processes(cfg), GATEWAY_PROCESS):
         path = _pid_file(cfg, name)
         pid = int(path.read_text()) if path.exists() else None
         out[name] = pid if pid is not None and _alive(pid) else None
@@ -614,9 +644,9 @@ def start_party(cfg: PartyConfig, config_path: Path, *, wait: float = 180.0) -> 
     fate_bin = str(Path(sys.executable).with_name("fate-airflow"))
     if running[GATEWAY_PROCESS] is None:
         _spawn(cfg, GATEWAY_PROCESS, [fate_bin, "party", "serve", "--config", str(config_path)], env)
-    for comp in AIRFLOW_COMPONENTS:
+    for comp, command in airflow_processes(cfg).items():
         if running[comp] is None:
-            _spawn(cfg, comp, [_airflow_bin(), comp], env)
+            _spawn(cfg, comp, [_airflow_bin(), *command], env)
     wait_healthy(cfg, timeout=wait)
     if cfg.watchdog and not _watchdog_alive(cfg):
         _spawn(cfg, WATCHDOG_PROCESS, [fate_bin, "party", "watch", "--config", str(config_path)], env)
@@ -642,7 +672,7 @@ def watch_once(cfg: PartyConfig, config_path: Path) -> list[str]:
         if name == GATEWAY_PROCESS:
             argv = [fate_bin, "party", "serve", "--config", str(config_path)]
         else:
-            argv = [_airflow_bin(), name]
+            argv = [_airflow_bin(), *airflow_processes(cfg)[name]]
         _spawn(cfg, name, argv, env)
         restarted.append(name)
     return restarted
@@ -758,6 +788,7 @@ def kill_party(cfg: PartyConfig) -> None:
 
 __all__ = [
     "AIRFLOW_COMPONENTS",
+    "CELERY_WORKER",
     "AirflowSettings",
     "PartyConfig",
     "Ports",
@@ -765,6 +796,7 @@ __all__ = [
     "admin_credentials",
     "airflow_env",
     "airflow_health",
+    "airflow_processes",
     "client_config_dict",
     "gateway_config_dict",
     "init_party",

@@ -17,6 +17,7 @@ from fate_airflow.core.errors import ConfigError
 from fate_airflow.deploy.party import (
     PartyConfig,
     airflow_env,
+    airflow_processes,
     gateway_config_dict,
     init_party,
     job_store_url,
@@ -62,6 +63,17 @@ def test_config_round_trips_and_resolves_relative_paths(tmp_path: Path) -> None:
             {"party_id": "1", "airflow": {"executor": "X", "cpu": 3}},
             "party.json: airflow: unknown field(s) cpu",
         ),
+        (
+            {"party_id": "1", "airflow": {"executor": "CeleryExecutor"}},
+            "party.json: airflow.sql_alchemy_conn: the CeleryExecutor needs a PostgreSQL or MySQL",
+        ),
+        (
+            {
+                "party_id": "1",
+                "airflow": {"executor": "CeleryExecutor", "sql_alchemy_conn": "postgresql://db/airflow"},
+            },
+            "party.json: airflow.extra_env.AIRFLOW__CELERY__BROKER_URL: the CeleryExecutor needs a broker",
+        ),
     ],
 )
 def test_bad_configs_name_the_field(tmp_path: Path, doc: dict[str, object], message: str) -> None:
@@ -89,6 +101,28 @@ def test_airflow_env_sets_every_port_and_url_per_party(tmp_path: Path) -> None:
     conn = json.loads(env["AIRFLOW_CONN_FATE_DEFAULT"])
     assert (conn["conn_type"], conn["port"], conn["extra"]["party_id"]) == ("fate", 29471, "10000")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:///")
+
+
+def test_a_celery_party_runs_a_worker_sized_to_its_parallelism(tmp_path: Path) -> None:
+    cfg = PartyConfig.from_dict(
+        {
+            "party_id": "9999",
+            "airflow": {
+                "executor": "CeleryExecutor",
+                "sql_alchemy_conn": "postgresql+psycopg2://airflow@127.0.0.1:5432/airflow",
+                "parallelism": 6,
+                "extra_env": {"AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0"},
+            },
+        },
+        tmp_path,
+    )
+    assert airflow_processes(cfg)["celery-worker"] == ["celery", "worker"]
+    env = airflow_env(cfg)
+    assert env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "6"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+postgresql+psycopg2://airflow@127.0.0.1:5432/airflow"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/0"
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in env
+    assert "celery-worker" not in airflow_processes(PartyConfig.from_dict({"party_id": "1"}, tmp_path))
 
 
 def _resolve(dotted: str) -> object:
