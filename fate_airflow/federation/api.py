@@ -136,11 +136,16 @@ class CreateJobReply:
 
 @dataclass(frozen=True)
 class PrepareTask:
-    """A party's task is ready to run: may it start? Idempotent; the party polls it until decided."""
+    """A party's task is ready to run: may it start? Idempotent; the party asks until decided.
+
+    :param wait_seconds: long poll: while the answer would be ``wait``, the service may hold the
+        call this long and answer as soon as the job changes (0: answer at once).
+    """
 
     job_id: str
     task_name: str
     party_id: str
+    wait_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -174,10 +179,16 @@ class ReportTaskStatus:
 
 @dataclass(frozen=True)
 class QueryJob:
-    """Ask a party (normally the initiator) for its view of a job (and its timeline if asked)."""
+    """Ask a party (normally the initiator) for its view of a job (and its timeline if asked).
+
+    :param wait_seconds: long poll: while the job's status is ``known_status``, the service may hold
+        the call this long and answer as soon as the status changes (0 or no ``known_status``: at once).
+    """
 
     job_id: str
     with_events: bool = False
+    wait_seconds: float = 0.0
+    known_status: str = ""
 
 
 @dataclass(frozen=True)

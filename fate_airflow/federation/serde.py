@@ -9,6 +9,7 @@ INVALID_ARGUMENT.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, get_args
@@ -300,14 +301,28 @@ def create_job_from_proto(msg: control_pb2.CreateJob) -> CreateJob:
     )
 
 
+def _wait_seconds(value: float) -> float:
+    """A long poll's hold from the wire: a finite, non-negative number of seconds."""
+    if not math.isfinite(value) or value < 0:
+        raise ProtocolError(f"wait_seconds must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def prepare_task_to_proto(cmd: PrepareTask) -> control_pb2.PrepareTask:
     """:class:`PrepareTask` → wire."""
-    return control_pb2.PrepareTask(job_id=cmd.job_id, task_name=cmd.task_name, party_id=cmd.party_id)
+    return control_pb2.PrepareTask(
+        job_id=cmd.job_id, task_name=cmd.task_name, party_id=cmd.party_id, wait_seconds=cmd.wait_seconds
+    )
 
 
 def prepare_task_from_proto(msg: control_pb2.PrepareTask) -> PrepareTask:
     """Wire → :class:`PrepareTask`."""
-    return PrepareTask(str(msg.job_id), str(msg.task_name), _party_id(str(msg.party_id), "party_id"))
+    return PrepareTask(
+        str(msg.job_id),
+        str(msg.task_name),
+        _party_id(str(msg.party_id), "party_id"),
+        _wait_seconds(msg.wait_seconds),
+    )
 
 
 def report_task_status_to_proto(cmd: ReportTaskStatus) -> control_pb2.ReportTaskStatus:
@@ -338,12 +353,19 @@ def report_task_status_from_proto(msg: control_pb2.ReportTaskStatus) -> ReportTa
 
 def query_job_to_proto(cmd: QueryJob) -> control_pb2.QueryJob:
     """:class:`QueryJob` → wire."""
-    return control_pb2.QueryJob(job_id=cmd.job_id, with_events=cmd.with_events)
+    return control_pb2.QueryJob(
+        job_id=cmd.job_id,
+        with_events=cmd.with_events,
+        wait_seconds=cmd.wait_seconds,
+        known_status=cmd.known_status,
+    )
 
 
 def query_job_from_proto(msg: control_pb2.QueryJob) -> QueryJob:
     """Wire → :class:`QueryJob`."""
-    return QueryJob(str(msg.job_id), bool(msg.with_events))
+    return QueryJob(
+        str(msg.job_id), bool(msg.with_events), _wait_seconds(msg.wait_seconds), str(msg.known_status)
+    )
 
 
 def stop_job_to_proto(cmd: StopJob) -> control_pb2.StopJob:

@@ -11,8 +11,9 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,9 @@ class PartyPolicy:
     :param providers: refs of the component providers installed here (``native``, ``fate:2.2.0``); a
         job whose tasks here need another one is refused at creation, not failed halfway. None: not
         checked.
+    :param max_held_calls: long polls (``PrepareTask``/``QueryJob`` with ``wait_seconds``) held at
+        once; each holds a gateway thread, so beyond this the call is answered at once and the
+        caller asks again later.
     """
 
     allowed_initiators: tuple[str, ...] | None = None
@@ -64,6 +68,46 @@ class PartyPolicy:
     ping_interval: float = 2.0
     providers: tuple[str, ...] | None = None
     max_running_slots: int | None = None
+    max_held_calls: int = 16
+
+
+#: The longest a long poll is held, whatever the caller asks.
+MAX_HOLD_SECONDS = 20.0
+
+
+class ChangeBoard:
+    """Per-job change counters that long polls wait on (bumped with every timeline event).
+
+    A waiter notes :meth:`seq`, decides, and if the answer is "not yet" waits for the counter to move:
+    a change between its decision and its wait is never missed.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._seq: dict[str, int] = {}
+        self._everyone = 0
+
+    def _value(self, job_id: str) -> int:
+        return self._seq.get(job_id, 0) + self._everyone
+
+    def seq(self, job_id: str) -> int:
+        """The job's change counter now."""
+        with self._cond:
+            return self._value(job_id)
+
+    def bump(self, job_id: str | None = None) -> None:
+        """Record a change of ``job_id`` (None: of every job, e.g. a freed slot of the job queue)."""
+        with self._cond:
+            if job_id is None:
+                self._everyone += 1
+            else:
+                self._seq[job_id] = self._seq.get(job_id, 0) + 1
+            self._cond.notify_all()
+
+    def wait(self, job_id: str, seen: int, timeout: float) -> bool:
+        """Wait until the job's counter differs from ``seen``; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._value(job_id) != seen, timeout)
 
 
 def tables_read(task: TaskPlan, party_id: str) -> set[tuple[str, str]]:
@@ -148,6 +192,21 @@ class ServiceCore(ABC):
         #: Supervisor passes that saw a job's local run failed while the job was running.
         self._failed_seen: dict[str, int] = {}
         self._pending: list[Future[Any]] = []
+        #: What long polls wait on, and how many may be held at once.
+        self.changes = ChangeBoard()
+        self._holds = threading.BoundedSemaphore(max(1, self.policy.max_held_calls))
+
+    @contextmanager
+    def _hold(self, wanted: float) -> Iterator[float]:
+        """How long this call may be held (0 when ``wanted`` is 0 or every hold slot is taken)."""
+        wanted = min(max(wanted, 0.0), MAX_HOLD_SECONDS)
+        if wanted <= 0 or not self._holds.acquire(blocking=False):
+            yield 0.0
+            return
+        try:
+            yield wanted
+        finally:
+            self._holds.release()
 
     def _job_lock(self, job_id: str) -> threading.RLock:
         """The lock serialising the coordination of ``job_id`` (created on first use)."""
@@ -200,6 +259,9 @@ class ServiceCore(ABC):
             self.store.add_event(JobEvent(job_id, self._clock(), kind, party, task, version, message))
         except Exception:
             log.exception("job %s: could not record a %s event", job_id, kind)
+        # Every change of a job's coordination is an event: wake the long polls on it. A job's end
+        # may also free a slot of the job queue, which every queued job waits for.
+        self.changes.bump(None if kind == "ended" else job_id)
 
     def _record(self, cmd: ReportTaskStatus) -> None:
         row = self.store.get_party_task(cmd.job_id, cmd.task_name, cmd.party_id) or PartyTaskRecord(

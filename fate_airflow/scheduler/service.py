@@ -25,6 +25,8 @@ handlers, which route each command to the role the receiving party plays in the 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
 from typing import Any
 
 from fate_airflow.core.errors import FateAirflowError
@@ -85,24 +87,37 @@ class PartyService(Supervisor):
                 return TaskStartDecision("abort", reason=f"party {self.party_id} is not the initiator")
             if job.status in JOB_END and job.status != st.SUCCESS:
                 return TaskStartDecision("abort", reason=job.reason or f"job {job.status}")
-            try:
-                reply = self.control.ask(job.initiator_party_id, cmd, 15.0)
-            except FateAirflowError as exc:
-                # The supervisor fails the job if the initiator stays away; until then, keep waiting.
-                return TaskStartDecision(
-                    "wait", reason=f"initiator {job.initiator_party_id} unreachable: {exc}"
-                )
+            # The initiator holds the long poll; this party holds its caller's call meanwhile.
+            with self._hold(cmd.wait_seconds) as hold:
+                try:
+                    reply = self.control.ask(
+                        job.initiator_party_id, replace(cmd, wait_seconds=hold), 15.0 + hold
+                    )
+                except FateAirflowError as exc:
+                    # The supervisor fails the job if the initiator stays away; until then, keep waiting.
+                    return TaskStartDecision(
+                        "wait", reason=f"initiator {job.initiator_party_id} unreachable: {exc}"
+                    )
             return reply
         if src_party_id != cmd.party_id:
             return TaskStartDecision(
                 "abort", reason=f"party {src_party_id} cannot prepare for party {cmd.party_id}"
             )
-        with self._job_lock(cmd.job_id):
-            decision, clear = self._prepare_at_initiator(cmd)
-        if clear:
-            # Outside the lock: these are Airflow and peer calls.
-            self._clear_for_restart(cmd.job_id, cmd.task_name, clear)
-        return decision
+        with self._hold(cmd.wait_seconds) as hold:
+            deadline = time.monotonic() + hold
+            while True:
+                seen = self.changes.seq(cmd.job_id)
+                with self._job_lock(cmd.job_id):
+                    decision, clear = self._prepare_at_initiator(cmd)
+                if clear:
+                    # Outside the lock: these are Airflow and peer calls.
+                    self._clear_for_restart(cmd.job_id, cmd.task_name, clear)
+                remaining = deadline - time.monotonic()
+                if decision.action != "wait" or remaining <= 0:
+                    return decision
+                # Decided again as soon as the job changes (a party prepared, an upstream task
+                # ended, a queued slot freed), instead of at the caller's next poll.
+                self.changes.wait(cmd.job_id, seen, remaining)
 
     def report_task_status(self, src_party_id: str, cmd: ReportTaskStatus) -> Ack:
         """Record a party's task status; at the initiator, aggregate and end the job when due."""
@@ -245,6 +260,16 @@ class PartyService(Supervisor):
             plan_parties = JobPlan.from_dict(job.plan).party_ids
             if src_party_id not in plan_parties:
                 return JobView(cmd.job_id, found=False)
+        if cmd.known_status and job.status == cmd.known_status:
+            # A running task's watch: answer when the job's status changes (or the hold runs out).
+            with self._hold(cmd.wait_seconds) as hold:
+                deadline = time.monotonic() + hold
+                while (remaining := deadline - time.monotonic()) > 0:
+                    seen = self.changes.seq(cmd.job_id)
+                    job = self.store.get_job(cmd.job_id) or job
+                    if job.status != cmd.known_status:
+                        break
+                    self.changes.wait(cmd.job_id, seen, remaining)
         plan = JobPlan.from_dict(job.plan)
         tasks_by_name = {t.task_name: t for t in self.store.list_tasks(job.job_id)}
         rows: dict[tuple[str, str], PartyTaskRecord] = {

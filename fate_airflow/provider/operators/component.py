@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, overload
 
@@ -54,6 +55,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ENDED_BADLY = frozenset({"failed", "canceled", "timeout"})
+#: Seconds the party service may hold a start-decision ask (long poll; see PrepareTask).
+PREPARE_HOLD = 10.0
+#: Seconds the party service may hold a running task's job-status watch (long poll; see QueryJob).
+WATCH_HOLD = 10.0
 
 
 def party_setting(key: str, default: str | None = None) -> str:
@@ -254,14 +259,18 @@ class FederatedComponentOperator(BaseOperator):
             cmd = PrepareTask(context["run_id"], self.task_id, self.party_id)
             deadline = time.monotonic() + self.sync_wait
             while True:
-                decision = self._ask(client, cmd)
+                asked = time.monotonic()
+                # A long poll: the service answers as soon as the job changes, within the hold.
+                hold = max(0.0, min(deadline - asked, PREPARE_HOLD))
+                decision = self._ask(client, replace(cmd, wait_seconds=hold), timeout=hold + 25.0)
                 if decision.action == "start":
                     return self._run(context, plan, decision.task_version)
                 if decision.action == "abort":
                     raise AirflowFailException(decision.reason)
                 if time.monotonic() >= deadline:
                     break
-                time.sleep(self.poll_interval)
+                # Answered at once (no hold to spare at the service): ask again at the poll rate.
+                time.sleep(max(0.0, self.poll_interval - (time.monotonic() - asked)))
             self.log.info("waiting for the initiator to release %s: %s", self.task_id, decision.reason)
             config = self._hook().client_config().to_dict()
         except FederationError as exc:
@@ -330,22 +339,36 @@ class FederatedComponentOperator(BaseOperator):
         stop_reason: list[str] = []
         finished = threading.Event()
 
+        watcher = self._client()
+
         def watch() -> None:
-            # A failure or stop elsewhere must end this run within seconds, not at the next get timeout.
-            watcher = self._client()
-            try:
-                while not finished.wait(1.0):
-                    try:
-                        view = self._job_view(watcher, job_id)
-                    except Exception as exc:  # keep watching; the supervisor handles dead parties
-                        self.log.debug("job watch failed: %s", exc)
-                        continue
-                    if view.status in _ENDED_BADLY:
-                        stop_reason.append(f"job {view.status}: {view.reason}")
-                        abort.set()
+            # A failure or stop elsewhere must end this run within seconds, not at the next get
+            # timeout. The service holds each ask until the job's status changes (a long poll), so a
+            # running task costs one call per WATCH_HOLD seconds, not one a second.
+            known = "running"
+            while not finished.is_set():
+                asked = time.monotonic()
+                try:
+                    view = watcher.ask(
+                        self.party_id,
+                        QueryJob(job_id, wait_seconds=WATCH_HOLD, known_status=known),
+                        timeout=WATCH_HOLD + 20.0,
+                    )
+                except Exception as exc:  # keep watching; the supervisor handles dead parties
+                    if finished.is_set():
                         return
-            finally:
-                watcher.close()
+                    self.log.debug("job watch failed: %s", exc)
+                    finished.wait(1.0)
+                    continue
+                if finished.is_set():
+                    return
+                if view.status in _ENDED_BADLY:
+                    stop_reason.append(f"job {view.status}: {view.reason}")
+                    abort.set()
+                    return
+                known = view.status or known
+                # An ask answered at once (the service had no hold to spare) is repeated at 1 Hz.
+                finished.wait(max(0.0, 1.0 - (time.monotonic() - asked)))
 
         watch_thread = threading.Thread(target=watch, name="fate-job-watch", daemon=True)
         watch_thread.start()
@@ -353,6 +376,7 @@ class FederatedComponentOperator(BaseOperator):
             outcome = run_task_at_party(requests, self._hook().federation_factory(), abort)
         finally:
             finished.set()
+            watcher.close()  # cancels a held watch at once
             watch_thread.join(timeout=5)
         detail = {**outcome.detail(), "started": started, "ended": time.time()}
         if stop_reason:

@@ -21,7 +21,7 @@ from fate_airflow.federation.grpc.client import AsyncGrpcControlClient
 
 
 class TaskStartTrigger(BaseTrigger):
-    """Poll ``PrepareTask`` until the decision is ``start`` or ``abort``; yield exactly one event.
+    """Ask ``PrepareTask`` (long polls) until the decision is ``start`` or ``abort``; yield one event.
 
     Events: ``{"status": "start", "task_version": int}``, ``{"status": "abort", "reason": str}`` or
     ``{"status": "error", "reason": str}`` (the party's own gateway stayed unreachable).
@@ -34,6 +34,7 @@ class TaskStartTrigger(BaseTrigger):
     :param poll_interval: seconds between asks.
     :param unreachable_timeout: seconds the local gateway may stay unreachable before giving up.
     :param not_before: wall-clock time before which no event is yielded.
+    :param hold_seconds: how long the party service may hold each ask (long poll).
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class TaskStartTrigger(BaseTrigger):
         poll_interval: float = 0.5,
         unreachable_timeout: float = 120.0,
         not_before: float = 0.0,
+        hold_seconds: float = 10.0,
     ) -> None:
         super().__init__()
         self.client_config = client_config
@@ -54,6 +56,7 @@ class TaskStartTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.unreachable_timeout = unreachable_timeout
         self.not_before = not_before
+        self.hold_seconds = hold_seconds
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-only kwargs (keep them backward compatible: rows outlive deploys)."""
@@ -67,18 +70,22 @@ class TaskStartTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "unreachable_timeout": self.unreachable_timeout,
                 "not_before": self.not_before,
+                "hold_seconds": self.hold_seconds,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Ask until decided; transport errors are retried until ``unreachable_timeout``."""
         client = AsyncGrpcControlClient(GatewayClientConfig.from_dict(self.client_config))
-        cmd = PrepareTask(self.job_id, self.task_name, self.party_id)
+        # A long poll: the party service holds the ask until the job changes (a peer prepared, an
+        # upstream task ended) or the hold ends, so a waiting task costs one call per hold.
+        cmd = PrepareTask(self.job_id, self.task_name, self.party_id, wait_seconds=self.hold_seconds)
         last_ok = time.monotonic()
         try:
             while True:
+                asked = time.monotonic()
                 try:
-                    decision = await client.call(self.party_id, cmd, timeout=20.0)
+                    decision = await client.call(self.party_id, cmd, timeout=self.hold_seconds + 30.0)
                     last_ok = time.monotonic()
                 except FateAirflowError as exc:
                     if time.monotonic() - last_ok > self.unreachable_timeout:
@@ -98,6 +105,7 @@ class TaskStartTrigger(BaseTrigger):
                 if decision.action == "abort":
                     yield TriggerEvent({"status": "abort", "reason": decision.reason})
                     return
-                await asyncio.sleep(self.poll_interval)
+                # Answered at once (the service had no hold to spare): ask again at the poll rate.
+                await asyncio.sleep(max(0.0, self.poll_interval - (time.monotonic() - asked)))
         finally:
             await client.close()

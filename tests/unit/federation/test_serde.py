@@ -32,10 +32,12 @@ COMMANDS: list[Any] = [
     CreateJob("j", "dag", "9999", {"tasks": [{"name": "a", "params": {"x": 1.5}}]}, {"conf": None}),
     CreateJob("j", "dag", "9999", {}),
     PrepareTask("j", "t", "10000"),
+    PrepareTask("j", "t", "10000", wait_seconds=10.0),
     ReportTaskStatus("j", "t", 2, "10000", "success", detail={"out": ["uri"]}),
     ReportTaskStatus("j", "t", 0, "10000", "failed", error="boom"),
     QueryJob("j"),
     QueryJob("j", with_events=True),
+    QueryJob("j", wait_seconds=10.0, known_status="running"),
     StopJob("j", "timeout", "too slow"),
     RerunJob("j", ("a", "b")),
     RerunJob("j", ()),
@@ -106,6 +108,17 @@ def test_message_key_round_trip() -> None:
                 dst_party_id="1", report_task_status=control_pb2.ReportTaskStatus(party_id="1", status="meh")
             ),
             "task status",
+        ),
+        (
+            control_pb2.ControlRequest(
+                dst_party_id="1",
+                prepare_task=control_pb2.PrepareTask(party_id="1", wait_seconds=float("nan")),
+            ),
+            "wait_seconds must be a finite number >= 0",
+        ),
+        (
+            control_pb2.ControlRequest(dst_party_id="1", query_job=control_pb2.QueryJob(wait_seconds=-1)),
+            "wait_seconds must be a finite number >= 0, got -1",
         ),
     ],
 )

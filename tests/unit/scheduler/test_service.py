@@ -908,3 +908,79 @@ def test_a_late_end_of_a_share_cleared_for_a_restart_does_not_read_as_done_at_th
     assert cell.status != "success"
     decisions = [services[p].prepare_task(p, PrepareTask(JOB, "lr_0", p)) for p in (HOST, GUEST)]
     assert [(d.action, d.task_version) for d in decisions] == [("start", first + 1)] * 2
+
+
+# ---------------------------------------------------------------------- long polls
+
+
+def _in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    out: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: out.setdefault("value", fn()), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_a_held_prepare_is_answered_when_the_last_party_gets_ready(fed: Federation2) -> None:
+    submit(fed)
+    # The host asks first, through its own service to the initiator, holding for up to a minute.
+    held, out = _in_thread(
+        lambda: fed.host.prepare_task(HOST, PrepareTask(JOB, "reader_0", HOST, wait_seconds=60))
+    )
+    held.join(0.5)
+    assert held.is_alive()  # no answer while the guest is not ready: the ask is held, not polled
+    guest = fed.guest.prepare_task(GUEST, PrepareTask(JOB, "reader_0", GUEST))
+    held.join(10)
+    assert not held.is_alive()  # woken by the guest's readiness, long before the hold ends
+    assert (guest.action, out["value"].action) == ("start", "start")
+    assert out["value"].task_version == guest.task_version == 0
+
+
+def test_a_held_prepare_is_answered_when_its_upstream_succeeds_everywhere(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    fed.host.prepare_task(HOST, PrepareTask(JOB, "lr_0", HOST))
+    fed.guest.prepare_task(GUEST, PrepareTask(JOB, "eval_0", GUEST))
+    held, out = _in_thread(
+        lambda: fed.guest.prepare_task(GUEST, PrepareTask(JOB, "eval_0", GUEST, wait_seconds=60))
+    )
+    held.join(0.5)
+    assert held.is_alive()
+    run_task(fed, "lr_0")
+    held.join(10)
+    assert not held.is_alive() and out["value"].action == "start"
+
+
+def test_beyond_its_hold_slots_a_service_answers_at_once(fed: Federation2) -> None:
+    fed.guest.policy = dataclasses.replace(fed.guest.policy, max_held_calls=1)
+    fed.guest._holds = threading.BoundedSemaphore(1)
+    submit(fed)
+    held, out = _in_thread(
+        lambda: fed.guest.prepare_task(GUEST, PrepareTask(JOB, "reader_0", GUEST, wait_seconds=60))
+    )
+    held.join(0.5)
+    assert held.is_alive()
+    # The only slot is taken: the host's forwarded ask is answered at once with "wait".
+    second = fed.host.prepare_task(HOST, PrepareTask(JOB, "lr_0", HOST, wait_seconds=60))
+    assert second.action == "wait" and "reader_0" in second.reason
+    fed.host.prepare_task(HOST, PrepareTask(JOB, "reader_0", HOST))
+    held.join(10)
+    assert not held.is_alive() and out["value"].action == "start"
+
+
+def test_a_held_job_watch_is_answered_when_the_job_ends_at_that_party(fed: Federation2) -> None:
+    submit(fed)
+    run_task(fed, "reader_0")
+    held, out = _in_thread(
+        lambda: fed.host.query_job(HOST, QueryJob(JOB, wait_seconds=60, known_status="running"))
+    )
+    held.join(0.5)
+    assert held.is_alive()
+    fed.guest.stop_job(GUEST, StopJob(JOB, "canceled", "stopped by the user"))
+    fed.drain()
+    held.join(10)
+    assert not held.is_alive()
+    assert out["value"].status == "canceled" and out["value"].reason == "stopped by the user"
+    # Without a known status (or with another one) the view comes at once, as before.
+    assert (
+        fed.host.query_job(HOST, QueryJob(JOB, wait_seconds=60, known_status="running")).status == "canceled"
+    )

@@ -80,19 +80,25 @@ class PrepareTask(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     TASK_NAME_FIELD_NUMBER: _builtins.int
     PARTY_ID_FIELD_NUMBER: _builtins.int
+    WAIT_SECONDS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     task_name: _builtins.str
     party_id: _builtins.str
+    wait_seconds: _builtins.float
+    """Long poll: while the answer would be "wait", the service may hold the call up to this many
+    seconds and answer as soon as the job changes (0: answer at once).
+    """
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         task_name: _builtins.str = ...,
         party_id: _builtins.str = ...,
+        wait_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "party_id", b"party_id", "task_name", b"task_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "party_id", b"party_id", "task_name", b"task_name", "wait_seconds", b"wait_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -166,18 +172,27 @@ class QueryJob(_message.Message):
 
     JOB_ID_FIELD_NUMBER: _builtins.int
     WITH_EVENTS_FIELD_NUMBER: _builtins.int
+    WAIT_SECONDS_FIELD_NUMBER: _builtins.int
+    KNOWN_STATUS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     with_events: _builtins.bool
     """Include the job's timeline (JobView.detail_json "events"); off for the frequent status polls."""
+    wait_seconds: _builtins.float
+    """Long poll: while the job's status is still known_status, the service may hold the call up to
+    wait_seconds and answer as soon as it changes (0 or no known_status: answer at once).
+    """
+    known_status: _builtins.str
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         with_events: _builtins.bool = ...,
+        wait_seconds: _builtins.float = ...,
+        known_status: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "with_events", b"with_events"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "known_status", b"known_status", "wait_seconds", b"wait_seconds", "with_events", b"with_events"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
