@@ -102,12 +102,12 @@ def _query(args: argparse.Namespace) -> int:
     if args.json:
         data = view_to_dict(view)
         if args.events:
-            data["events"] = list(view.detail.get("events") or [])
+            data["events"] = [e.to_dict() for e in view.detail.events]
         print(json.dumps(data, indent=2))
     else:
         print(format_matrix(view))
         if args.events:
-            print(format_events(list(view.detail.get("events") or [])))
+            print(format_events([e.to_dict() for e in view.detail.events]))
     return 0
 
 

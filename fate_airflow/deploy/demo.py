@@ -99,12 +99,9 @@ def _metrics(view: JobView) -> dict[str, Any]:
 def summarise(view: JobView, dag_id: str) -> dict[str, Any]:
     """The final JSON object: job, status, per (role, party) status, metrics."""
     parties = []
-    for p in view.detail.get("parties", []):
+    for p in view.detail.parties:
         statuses = {
-            c.status
-            for t in view.tasks
-            for c in t.parties
-            if c.party_id == p["party_id"] and p["role"] in c.roles
+            c.status for t in view.tasks for c in t.parties if c.party_id == p.party_id and p.role in c.roles
         }
         if view.status == "success":
             status = "success"
@@ -114,7 +111,7 @@ def summarise(view: JobView, dag_id: str) -> dict[str, Any]:
             status = sorted(statuses & {"canceled", "timeout"})[0]
         else:
             status = view.status
-        parties.append({"role": p["role"], "party_id": p["party_id"], "status": status})
+        parties.append({**p.to_dict(), "status": status})
     return {
         "job_id": view.job_id,
         "dag_id": dag_id,

@@ -213,6 +213,109 @@ class TaskView:
 
 
 @dataclass(frozen=True)
+class JobEventView:
+    """One entry of a job's timeline (``fate-airflow job query JOB --events``)."""
+
+    at: float
+    kind: str
+    party_id: str = ""
+    task_name: str = ""
+    version: int = -1
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the wire's and ``job query --json``'s)."""
+        return {
+            "at": self.at,
+            "kind": self.kind,
+            "party_id": self.party_id,
+            "task_name": self.task_name,
+            "version": self.version,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """What a :class:`JobView` says beyond the statuses.
+
+    :param created: when the job was created here (wall time); ``started``/``ended`` once they happen.
+    :param parties: the job's parties in plan order.
+    :param plan: the job's plan (``JobPlan.to_dict``) — only in answers to the party's own processes.
+    :param conf: the DAG run conf the job was triggered with — likewise.
+    :param events: the job's timeline, when asked for (``QueryJob.with_events``).
+    """
+
+    created: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    parties: tuple[Party, ...] = ()
+    plan: Mapping[str, Any] | None = None
+    conf: Mapping[str, Any] | None = None
+    events: tuple[JobEventView, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the wire's ``detail_json``)."""
+        data: dict[str, Any] = {
+            "created": self.created,
+            "started": self.started,
+            "ended": self.ended,
+            "parties": [p.to_dict() for p in self.parties],
+        }
+        if self.plan is not None:
+            data["plan"] = dict(self.plan)
+        if self.conf is not None:
+            data["conf"] = dict(self.conf)
+        if self.events:
+            data["events"] = [e.to_dict() for e in self.events]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobDetail:
+        """Parse :meth:`to_dict`'s form.
+
+        :raises ValueError: naming the malformed field.
+        """
+
+        def when(key: str) -> float | None:
+            value = data.get(key)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{key}: expected a time in seconds, got {value!r}")
+            return float(value)
+
+        def mapping(key: str) -> Mapping[str, Any] | None:
+            value = data.get(key)
+            if value is not None and not isinstance(value, Mapping):
+                raise ValueError(f"{key}: expected an object, got {type(value).__name__}")
+            return value
+
+        parties_raw = data.get("parties") or []
+        events_raw = data.get("events") or []
+        if not isinstance(parties_raw, list) or not isinstance(events_raw, list):
+            raise ValueError("parties and events must be lists")
+        try:
+            parties = tuple(Party(str(p["role"]), str(p["party_id"])) for p in parties_raw)
+            events = tuple(
+                JobEventView(
+                    float(e["at"]),
+                    str(e["kind"]),
+                    str(e.get("party_id", "")),
+                    str(e.get("task_name", "")),
+                    int(e.get("version", -1)),
+                    str(e.get("message", "")),
+                )
+                for e in events_raw
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed party or event: {exc}") from None
+        return cls(
+            when("created"), when("started"), when("ended"), parties, mapping("plan"), mapping("conf"), events
+        )
+
+
+@dataclass(frozen=True)
 class JobView:
     """A job as one party sees it. ``found`` is False when the party does not know the job."""
 
@@ -223,7 +326,7 @@ class JobView:
     reason: str = ""
     initiator_party_id: str = ""
     tasks: tuple[TaskView, ...] = ()
-    detail: Mapping[str, Any] = field(default_factory=dict)
+    detail: JobDetail = field(default_factory=JobDetail)
 
 
 @dataclass(frozen=True)
@@ -419,6 +522,8 @@ __all__ = [
     "Federation",
     "FederationSession",
     "FetchTaskLog",
+    "JobDetail",
+    "JobEventView",
     "JobStatus",
     "JobView",
     "PartyTaskView",

@@ -24,6 +24,7 @@ from fate_airflow.federation.api import (
     CreateJob,
     CreateJobReply,
     FetchTaskLog,
+    JobDetail,
     JobStatus,
     JobView,
     PartyTaskView,
@@ -545,7 +546,7 @@ def job_view_to_proto(view: JobView) -> control_pb2.JobView:
         reason=view.reason,
         initiator_party_id=view.initiator_party_id,
         tasks=[task_view_to_proto(t) for t in view.tasks],
-        detail_json=_json_dump(view.detail, "job detail"),
+        detail_json=_json_dump(view.detail.to_dict(), "job detail"),
     )
 
 
@@ -559,8 +560,15 @@ def job_view_from_proto(msg: control_pb2.JobView) -> JobView:
         reason=str(msg.reason),
         initiator_party_id=str(msg.initiator_party_id),
         tasks=tuple(task_view_from_proto(t) for t in msg.tasks),
-        detail=_json_load(str(msg.detail_json), "job detail"),
+        detail=_job_detail(str(msg.detail_json)),
     )
+
+
+def _job_detail(text: str) -> JobDetail:
+    try:
+        return JobDetail.from_dict(_json_load(text, "job detail"))
+    except ValueError as exc:
+        raise ProtocolError(f"job detail: {exc}") from None
 
 
 _REPLIES: tuple[tuple[str, type[Any], Callable[[Any], Any], Callable[[Any], Any]], ...] = (

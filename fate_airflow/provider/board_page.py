@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fate_airflow.dsl.plan import JobPlan, TaskPlan
-from fate_airflow.federation.api import JobView, TaskLog
+from fate_airflow.federation.api import JobDetail, JobView, TaskLog
 from fate_airflow.tracking.board import Panel, mapping_table, render_panels, table, task_panels
 
 BOARD_CSS = """
@@ -318,7 +318,7 @@ def job_page(data: JobPageData, root: str) -> str:
     """One job: header, controls, graph, status matrix, one section per component."""
     view, plan = data.view, data.plan
     base = f"{root}/jobs/{quote(data.dag_id, safe='')}/{quote(data.run_id, safe='')}"
-    detail = view.detail if view.found else {}
+    detail = view.detail if view.found else JobDetail()
     status = view.status if view.found else data.run_state
     out = [
         f"<p><a href='{root}/jobs'>← all FATE jobs</a></p>",
@@ -336,7 +336,7 @@ def job_page(data: JobPageData, root: str) -> str:
         out.append(f"<p class='{tone}' id='job-reason'>{esc(view.reason)}</p>")
     if data.fed_error:
         out.append(f"<p class='errors'>cannot reach this party's gateway: {esc(data.fed_error)}</p>")
-    created, started, ended = detail.get("created"), detail.get("started"), detail.get("ended")
+    created, started, ended = detail.created, detail.started, detail.ended
     out.append(
         table(
             ["created", "started", "ended", "duration"],
@@ -363,13 +363,12 @@ def job_page(data: JobPageData, root: str) -> str:
     if plan is not None:
         out.append("<h3>Components</h3>" + component_graph(plan, view))
     out.append("<h3>Status at every party</h3>" + status_matrix(view))
-    events = detail.get("events") or []
+    events = detail.events
     if events:
         rows = [
-            [when(e.get("at")), e.get("kind"), e.get("party_id"), e.get("task_name"),
-             e.get("version") if int(e.get("version", -1)) >= 0 else "", e.get("message")]
+            [when(e.at), e.kind, e.party_id, e.task_name, e.version if e.version >= 0 else "", e.message]
             for e in events
-        ]  # fmt: skip
+        ]
         out.append(
             f"<details id='timeline'><summary>timeline ({len(events)} events)</summary>"
             + table(["when", "what", "party", "task", "version", "detail"], rows)

@@ -118,7 +118,7 @@ def query_initiator(run_id: str) -> JobView:
 
 def job_view_dict(view: JobView) -> dict[str, Any]:
     """JSON form of a :class:`JobView` (the plan is left out: it can be large)."""
-    detail = {k: v for k, v in view.detail.items() if k not in ("plan", "conf")}
+    detail = {k: v for k, v in view.detail.to_dict().items() if k not in ("plan", "conf")}
     return {
         "job_id": view.job_id,
         "found": view.found,
@@ -297,7 +297,7 @@ def job_views(run_id: str) -> tuple[JobView, JobPlan | None, str]:
             client.close()
     except FateAirflowError as exc:
         return JobView(run_id, found=False), None, str(exc)
-    plan_dict = mine.detail.get("plan") if mine.found else None
+    plan_dict = mine.detail.plan if mine.found else None
     return view, JobPlan.from_dict(plan_dict) if plan_dict else None, ""
 
 
@@ -397,7 +397,7 @@ def logs_route(dag_id: str, run_id: str, task_name: str, user: GetUserDep, reque
 
     def fetch(client: Any) -> None:
         view = client.ask(client.local_party_id, QueryJob(run_id), timeout=10.0)
-        parties = [p["party_id"] for p in view.detail.get("parties", [])]
+        parties = [p.party_id for p in view.detail.parties]
         for pid in dict.fromkeys([client.local_party_id, *parties]):
             try:
                 reply = client.ask(pid, FetchTaskLog(run_id, task_name), timeout=20.0)

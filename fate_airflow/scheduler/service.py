@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Any
 
 from fate_airflow.core.errors import FateAirflowError
 from fate_airflow.dsl.plan import JobPlan
@@ -36,6 +35,8 @@ from fate_airflow.federation.api import (
     CreateJob,
     CreateJobReply,
     FetchTaskLog,
+    JobDetail,
+    JobEventView,
     JobView,
     PartyTaskView,
     PrepareTask,
@@ -296,17 +297,19 @@ class PartyService(Supervisor):
                     task.name, rec.version if rec else -1, rec.status if rec else st.WAITING, tuple(cells)
                 )
             )
-        detail: dict[str, Any] = {
-            "created": job.created,
-            "started": job.started,
-            "ended": job.ended,
-            "parties": [p.to_dict() for p in plan.parties],
-        }
-        if cmd.with_events:
-            detail["events"] = [e.to_dict() for e in self.store.list_events(job.job_id, limit=2000)]
-        if src_party_id == self.party_id:
-            detail["plan"] = job.plan
-            detail["conf"] = job.conf
+        own = src_party_id == self.party_id
+        detail = JobDetail(
+            created=job.created,
+            started=job.started,
+            ended=job.ended,
+            parties=plan.parties,
+            plan=job.plan if own else None,
+            conf=job.conf if own else None,
+            events=tuple(
+                JobEventView(e.at, e.kind, e.party_id, e.task_name, e.version, e.message)
+                for e in (self.store.list_events(job.job_id, limit=2000) if cmd.with_events else ())
+            ),
+        )
         return JobView(
             job_id=job.job_id,
             found=True,

@@ -26,6 +26,7 @@ from fate_airflow.federation.api import (
     Federation,
     FederationSession,
     FetchTaskLog,
+    JobDetail,
     JobView,
     PartyTaskView,
     PrepareTask,
@@ -93,7 +94,7 @@ class RecordingHandler:
                     (PartyTaskView("10000", ("host", "arbiter"), "success", detail={"rows": 3}),),
                 ),
             ),
-            detail={"progress": 0.5},
+            detail=JobDetail(started=1_764_700_001.5, parties=(Party("host", "10000"),)),
         )
 
     def stop_job(self, src_party_id: str, cmd: StopJob) -> Ack:
@@ -381,7 +382,7 @@ class FederationContract:
         assert view.tasks[0].parties[0] == PartyTaskView(
             "10000", ("host", "arbiter"), "success", detail={"rows": 3}
         )
-        assert view.detail == {"progress": 0.5}
+        assert view.detail == JobDetail(started=1_764_700_001.5, parties=(Party("host", "10000"),))
         assert world.handlers["10000"].calls[-1] == ("10001", QueryJob("j2"))
 
     def test_command_to_own_party(self, world: World) -> None:

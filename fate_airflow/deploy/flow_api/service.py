@@ -298,7 +298,7 @@ class FlowApi:
             if api_job is None:
                 return []
             return [self._pending_row(api_job, r) for r in self._roles_in(api_job.dag_schema, role)]
-        plan = JobPlan.from_dict(view.detail["plan"]) if "plan" in view.detail else None
+        plan = JobPlan.from_dict(view.detail.plan) if view.detail.plan is not None else None
         roles = plan.roles_of(self.party_id) if plan is not None else ()
         if not roles:
             local = self._local_plan(job_id)
@@ -307,8 +307,8 @@ class FlowApi:
 
     def _local_plan(self, job_id: str) -> JobPlan | None:
         reply = self.control.ask(self.party_id, QueryJob(job_id))
-        if reply.found and "plan" in reply.detail:
-            return JobPlan.from_dict(reply.detail["plan"])
+        if reply.found and reply.detail.plan is not None:
+            return JobPlan.from_dict(reply.detail.plan)
         return None
 
     def _roles_in(self, schema: Mapping[str, Any], role: str | None) -> list[str]:
@@ -343,10 +343,10 @@ class FlowApi:
     def _job_row(self, view: JobView, role: str, api_job: ApiJob | None) -> dict[str, Any]:
         detail = view.detail
         done = sum(1 for t in view.tasks if t.status == "success")
-        started, ended = detail.get("started"), detail.get("ended")
+        started, ended = detail.started, detail.ended
         parties: dict[str, list[str]] = {}
-        for p in detail.get("parties") or []:
-            parties.setdefault(str(p["role"]), []).append(str(p["party_id"]))
+        for p in detail.parties:
+            parties.setdefault(p.role, []).append(p.party_id)
         row: dict[str, Any] = {
             "job_id": view.job_id,
             "role": role,
@@ -356,7 +356,7 @@ class FlowApi:
             "dag_id": view.dag_id,
             "parties": [{"role": r, "party_id": ids} for r, ids in parties.items()],
             "initiator_party_id": view.initiator_party_id,
-            "create_time": _ms(detail.get("created")),
+            "create_time": _ms(detail.created),
             "start_time": _ms(started),
             "end_time": _ms(ended),
             "elapsed": _ms((ended or time.time()) - started) if started else None,
@@ -462,7 +462,9 @@ class FlowApi:
         view = self._view(job_id)
         if not view.found:
             return []
-        plan = JobPlan.from_dict(view.detail["plan"]) if "plan" in view.detail else self._local_plan(job_id)
+        plan = (
+            JobPlan.from_dict(view.detail.plan) if view.detail.plan is not None else self._local_plan(job_id)
+        )
         rows = []
         for task in view.tasks:
             cell = next((c for c in task.parties if c.party_id == self.party_id), None)
@@ -528,7 +530,7 @@ class FlowApi:
         """``GET /job/dag/dependency?job_id``: tasks and their upstreams."""
         (job_id,) = require(params, "job_id")
         view = self._view(str(job_id))
-        plan = JobPlan.from_dict(view.detail["plan"]) if view.found and "plan" in view.detail else None
+        plan = JobPlan.from_dict(view.detail.plan) if view.found and view.detail.plan is not None else None
         if plan is None:
             plan = self._local_plan(str(job_id))
         if plan is None:
@@ -568,7 +570,9 @@ class FlowApi:
                 ReturnCode.INVALID_PARAMETER, f"job {job_id} is {view.status}; rerun needs an ended job"
             )
         plan = (
-            JobPlan.from_dict(view.detail["plan"]) if "plan" in view.detail else self._local_plan(str(job_id))
+            JobPlan.from_dict(view.detail.plan)
+            if view.detail.plan is not None
+            else self._local_plan(str(job_id))
         )
         status = {t.task_name: t.status for t in view.tasks}
         firsts = tuple(

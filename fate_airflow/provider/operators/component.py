@@ -195,8 +195,8 @@ class FederatedComponentOperator(BaseOperator):
                 raise AirflowFailException(reply.reason)
             self.log.info("job %s submitted to every party", job_id)
             view = self._job_view(client, job_id)
-        plan_dict = view.detail.get("plan")
-        if not isinstance(plan_dict, Mapping):
+        plan_dict = view.detail.plan
+        if plan_dict is None:
             raise AirflowFailException(f"party service returned no plan for job {job_id}")
         return JobPlan.from_dict(plan_dict), view
 
@@ -302,7 +302,10 @@ class FederatedComponentOperator(BaseOperator):
             raise AirflowFailException(str(event.get("reason") or f"cannot start: {event}"))
         client = self._client()
         try:
-            plan = JobPlan.from_dict(self._job_view(client, context["run_id"]).detail["plan"])
+            plan_dict = self._job_view(client, context["run_id"]).detail.plan
+            if plan_dict is None:
+                raise KeyError("no plan")
+            plan = JobPlan.from_dict(plan_dict)
         except (FateAirflowError, KeyError) as exc:
             raise AirflowFailException(f"cannot read job {context['run_id']}: {exc}") from None
         finally:

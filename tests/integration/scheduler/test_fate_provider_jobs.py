@@ -69,7 +69,9 @@ class Job:
 
     def provider(self, task: str) -> str:
         """The provider the job's plan (at the initiator) chose for ``task``."""
-        plan = JobPlan.from_dict(self.fed.job_view(GUEST, self.run_id).detail["plan"])
+        plan_dict = self.fed.job_view(GUEST, self.run_id).detail.plan
+        assert plan_dict is not None
+        plan = JobPlan.from_dict(plan_dict)
         return plan.task(task).provider
 
     def record(self, party: str, task: str) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def rerun_versions(fed: LocalFederation, job_id: str) -> dict[str, int]:
     the task as the next version at every party.
     """
     view = fed.job_view(fed.initiator.party_id, job_id, with_events=True)
-    retries = Counter(e["task_name"] for e in view.detail.get("events", []) if e["kind"] == "retry")
+    retries = Counter(e.task_name for e in view.detail.events if e.kind == "retry")
     return {t.task_name: 1 + retries[t.task_name] for t in view.tasks}
 
 

@@ -13,6 +13,8 @@ from fate_airflow.federation.api import (
     CreateJob,
     CreateJobReply,
     FetchTaskLog,
+    JobDetail,
+    JobEventView,
     JobView,
     PartyTaskView,
     PrepareTask,
@@ -60,7 +62,16 @@ REPLIES: list[Any] = [
         "",
         "9999",
         (TaskView("t", 1, "running", (PartyTaskView("10000", ("host",), "failed", "e", {"k": 1}),)),),
-        {"a": [1, 2]},
+        JobDetail(
+            created=1.5,
+            parties=(Party("guest", "9999"), Party("host", "10000")),
+            plan={"tasks": [{"name": "a"}]},
+            conf={"x": 1},
+            events=(
+                JobEventView(2.0, "prepared", "10000", "t", -1, ""),
+                JobEventView(3.0, "ended", message="ok"),
+            ),
+        ),
     ),
 ]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
 
 from fate_airflow.core.types import Party
 from fate_airflow.dsl.plan import JobPlan, PartyTask, TaskPlan
-from fate_airflow.federation.api import JobView, PartyTaskView, TaskLog, TaskView
+from fate_airflow.federation.api import JobDetail, JobEventView, JobView, PartyTaskView, TaskLog, TaskView
 from fate_airflow.provider.board_page import JobPageData, LocalTask, duration, job_page, logs_page, when
 from fate_airflow.tracking.board import binary_curves
 
@@ -42,7 +43,7 @@ def view(status: str = "running", lr: str = "running") -> JobView:
             TaskView("lr_0", 0, lr, cells(lr, "failed" if lr == "failed" else lr, "boom at host" if lr == "failed" else "")),
             TaskView("eval_0", -1, "waiting", (PartyTaskView(GUEST, ("guest",), "waiting"), PartyTaskView(HOST, ("host",), "pass"))),
         ),
-        {"created": 1_764_700_000.0, "started": 1_764_700_001.5, "ended": None},
+        JobDetail(created=1_764_700_000.0, started=1_764_700_001.5),
     )  # fmt: skip
 
 
@@ -98,10 +99,10 @@ def test_dates_and_durations_read_as_people_write_them() -> None:
 
 
 def test_the_timeline_is_behind_a_toggle() -> None:
-    events = [
-        {"at": 1_764_700_000.0, "kind": "created", "party_id": GUEST, "task_name": "", "version": -1, "message": "DAG dag"},
-        {"at": 1_764_700_002.0, "kind": "reported", "party_id": HOST, "task_name": "lr_0", "version": 0, "message": "failed: boom"},
-    ]  # fmt: skip
+    events = (
+        JobEventView(1_764_700_000.0, "created", GUEST, "", -1, "DAG dag"),
+        JobEventView(1_764_700_002.0, "reported", HOST, "lr_0", 0, "failed: boom"),
+    )
     v = view("failed", "failed")
     v = JobView(
         v.job_id,
@@ -111,7 +112,7 @@ def test_the_timeline_is_behind_a_toggle() -> None:
         v.reason,
         v.initiator_party_id,
         v.tasks,
-        {**v.detail, "events": events},
+        dataclasses.replace(v.detail, events=events),
     )
     html = job_page(JobPageData("dag", "job-1", GUEST, v, plan(), {}, "failed"), "/fate")
     timeline = html[html.index("<details id='timeline'>") :]

@@ -460,7 +460,7 @@ def test_the_timeline_says_who_prepared_started_and_reported_what_and_why_the_jo
     fed.drain()
     view = fed.net.client(GUEST).call(GUEST, QueryJob(JOB, with_events=True))
     assert isinstance(view, JobView)
-    events = [(e["kind"], e["party_id"], e["task_name"], e["message"]) for e in view.detail["events"]]
+    events = [(e.kind, e.party_id, e.task_name, e.message) for e in view.detail.events]
     assert events[:2] == [
         ("created", GUEST, "", f"DAG {DAG} (initiator)"),
         ("submitted", GUEST, "", f"accepted by {HOST}"),
@@ -470,7 +470,7 @@ def test_the_timeline_says_who_prepared_started_and_reported_what_and_why_the_jo
     assert ("reported", HOST, "lr_0", "failed: boom") in events
     assert events[-1] == ("ended", GUEST, "", "failed: task lr_0 failed at party 10000 (host/arbiter): boom")
     # In order of time, and only when asked: the status polls stay small.
-    times = [e["at"] for e in view.detail["events"]]
+    times = [e.at for e in view.detail.events]
     assert times == sorted(times)
     plain = fed.net.client(GUEST).call(GUEST, QueryJob(JOB))
     assert isinstance(plain, JobView) and "events" not in plain.detail
