@@ -242,8 +242,9 @@ class ServiceCore(ABC):
         self._track(self._pool.submit(self._call_quietly, party, cmd))
 
     def stop(self) -> None:
-        """Stop the supervisor thread and background work."""
+        """Stop the supervisor thread and background work; held long polls are answered now."""
         self._stop.set()
+        self.changes.bump(None)
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None

@@ -114,7 +114,7 @@ class PartyService(Supervisor):
                     # Outside the lock: these are Airflow and peer calls.
                     self._clear_for_restart(cmd.job_id, cmd.task_name, clear)
                 remaining = deadline - time.monotonic()
-                if decision.action != "wait" or remaining <= 0:
+                if decision.action != "wait" or remaining <= 0 or self._stop.is_set():
                     return decision
                 # Decided again as soon as the job changes (a party prepared, an upstream task
                 # ended, a queued slot freed), instead of at the caller's next poll.
@@ -265,7 +265,7 @@ class PartyService(Supervisor):
             # A running task's watch: answer when the job's status changes (or the hold runs out).
             with self._hold(cmd.wait_seconds) as hold:
                 deadline = time.monotonic() + hold
-                while (remaining := deadline - time.monotonic()) > 0:
+                while (remaining := deadline - time.monotonic()) > 0 and not self._stop.is_set():
                     seen = self.changes.seq(cmd.job_id)
                     job = self.store.get_job(cmd.job_id) or job
                     if job.status != cmd.known_status:

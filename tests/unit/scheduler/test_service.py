@@ -984,3 +984,20 @@ def test_a_held_job_watch_is_answered_when_the_job_ends_at_that_party(fed: Feder
     assert (
         fed.host.query_job(HOST, QueryJob(JOB, wait_seconds=60, known_status="running")).status == "canceled"
     )
+
+
+def test_a_service_that_stops_answers_its_held_calls_at_once(fed: Federation2) -> None:
+    submit(fed)
+    held, out = _in_thread(
+        lambda: fed.guest.prepare_task(GUEST, PrepareTask(JOB, "reader_0", GUEST, wait_seconds=60))
+    )
+    watch, seen = _in_thread(
+        lambda: fed.guest.query_job(GUEST, QueryJob(JOB, wait_seconds=60, known_status="running"))
+    )
+    held.join(0.5)
+    assert held.is_alive() and watch.is_alive()
+    fed.guest.stop()
+    held.join(10)
+    watch.join(10)
+    assert not held.is_alive() and not watch.is_alive()
+    assert out["value"].action == "wait" and seen["value"].status == "running"
