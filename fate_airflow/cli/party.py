@@ -69,22 +69,31 @@ def build_engine(cfg: PartyConfig) -> AirflowRestEngine:
     )
 
 
-def build_service(cfg: PartyConfig, path: Path, engine: AirflowRestEngine | None = None) -> PartyService:
+def build_service(
+    cfg: PartyConfig, path: Path, engine: AirflowRestEngine | None = None, *, gateway_threads: int = 64
+) -> PartyService:
     """The party service wired to this party's Airflow (REST) and job store.
 
     Its allowlists are re-read from the config file at ``path`` before every job creation.
+    ``gateway_threads`` is the gateway's RPC thread pool: a quarter of it may hold long polls.
     """
     engine = engine or build_engine(cfg)
     store = JobStore(job_store_url(cfg))
+    held = max(1, gateway_threads // 4)
     return PartyService(
-        cfg.party_id, store, engine, policy_of(cfg), policy_source=lambda: policy_of(load_party_config(path))
+        cfg.party_id,
+        store,
+        engine,
+        policy_of(cfg, held),
+        policy_source=lambda: policy_of(load_party_config(path), held),
     )
 
 
-def policy_of(cfg: PartyConfig) -> PartyPolicy:
-    """The scheduling policy in a party config."""
+def policy_of(cfg: PartyConfig, max_held_calls: int = 16) -> PartyPolicy:
+    """The scheduling policy in a party config (long polls: see :class:`PartyPolicy`)."""
     installed = party_providers(cfg.provider_dir) or []
     return PartyPolicy(
+        max_held_calls=max_held_calls,
         allowed_initiators=cfg.allowed_initiators,
         readable_tables=cfg.readable_tables,
         party_timeout=cfg.party_timeout,
@@ -158,7 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway_config = load_gateway_config(cfg.gateway_config_path)
     engine = build_engine(cfg)
-    service = build_service(cfg, config_path(args), engine)
+    service = build_service(cfg, config_path(args), engine, gateway_threads=gateway_config.limits.max_workers)
     server = GatewayServer(gateway_config, handler=service)
     server.start()
     service.attach_control(server.local_control_client())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from fate_airflow.cli.party import up_message
+from fate_airflow.cli.party import build_service, up_message
 from fate_airflow.core.errors import ConfigError
 from fate_airflow.deploy.party import (
     PartyConfig,
@@ -123,6 +123,19 @@ def test_a_celery_party_runs_a_worker_sized_to_its_parallelism(tmp_path: Path) -
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/0"
     assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in env
     assert "celery-worker" not in airflow_processes(PartyConfig.from_dict({"party_id": "1"}, tmp_path))
+
+
+def test_a_quarter_of_the_gateways_threads_may_hold_long_polls(tmp_path: Path) -> None:
+    path = write(tmp_path, {"party_id": "9999"})
+    cfg = load_party_config(path)
+    init_party(cfg, migrate=False)
+    service = build_service(cfg, path, gateway_threads=40)
+    try:
+        assert service.policy.max_held_calls == 10
+        # The allowlists are re-read before each job creation; the hold budget stays.
+        assert service._policy_source is not None and service._policy_source().max_held_calls == 10
+    finally:
+        service.stop()
 
 
 def _resolve(dotted: str) -> object:
