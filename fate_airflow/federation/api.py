@@ -214,7 +214,12 @@ class TaskView:
 
 @dataclass(frozen=True)
 class JobEventView:
-    """One entry of a job's timeline (``fate-airflow job query JOB --events``)."""
+    """One entry of a job's timeline (``fate-airflow job query JOB --events``).
+
+    :param kind: ``created``, ``submitted``, ``prepared``, ``started``, ``reported``, ``retry``,
+        ``stop``, ``rerun`` or ``ended`` (and a few about delays and resumption).
+    :param party_id: the party the event is about (who prepared, who reported, who asked to stop).
+    """
 
     at: float
     kind: str

@@ -22,6 +22,7 @@ from fate_airflow.dsl.plan import JobPlan, TaskPlan
 from fate_airflow.federation.api import (
     Ack,
     ControlClient,
+    JobEventView,
     JobStatus,
     ReportTaskStatus,
     RerunJob,
@@ -29,7 +30,7 @@ from fate_airflow.federation.api import (
 )
 from fate_airflow.scheduler import state as st
 from fate_airflow.scheduler.engine import WorkflowEngine
-from fate_airflow.scheduler.store import JobEvent, JobRecord, JobStore, PartyTaskRecord
+from fate_airflow.scheduler.store import JobRecord, JobStore, PartyTaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ class ServiceCore(ABC):
     ) -> None:
         """Append to the job's timeline; a store hiccup never fails the coordination it describes."""
         try:
-            self.store.add_event(JobEvent(job_id, self._clock(), kind, party, task, version, message))
+            self.store.add_event(job_id, JobEventView(self._clock(), kind, party, task, version, message))
         except Exception:
             log.exception("job %s: could not record a %s event", job_id, kind)
         # Every change of a job's coordination is an event: wake the long polls on it. A job's end

@@ -36,7 +36,6 @@ from fate_airflow.federation.api import (
     CreateJobReply,
     FetchTaskLog,
     JobDetail,
-    JobEventView,
     JobView,
     PartyTaskView,
     PrepareTask,
@@ -305,10 +304,7 @@ class PartyService(Supervisor):
             parties=plan.parties,
             plan=job.plan if own else None,
             conf=job.conf if own else None,
-            events=tuple(
-                JobEventView(e.at, e.kind, e.party_id, e.task_name, e.version, e.message)
-                for e in (self.store.list_events(job.job_id, limit=2000) if cmd.with_events else ())
-            ),
+            events=tuple(self.store.list_events(job.job_id, limit=2000) if cmd.with_events else ()),
         )
         return JobView(
             job_id=job.job_id,

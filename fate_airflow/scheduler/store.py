@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from fate_airflow.core.status import WAITING, TaskPartyStatus
+from fate_airflow.federation.api import JobEventView
 
 _metadata = MetaData()
 
@@ -125,35 +126,6 @@ class PendingReport:
     attempts: int = 0
     last_error: str = ""
     created: float = 0.0
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """One entry of a job's timeline.
-
-    :param kind: ``created``, ``submitted``, ``prepared``, ``started``, ``reported``, ``stop``,
-        ``rerun`` or ``ended``.
-    :param party_id: the party the event is about (who prepared, who reported, who asked to stop).
-    """
-
-    job_id: str
-    at: float
-    kind: str
-    party_id: str = ""
-    task_name: str = ""
-    version: int = -1
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (without the job id)."""
-        return {
-            "at": self.at,
-            "kind": self.kind,
-            "party_id": self.party_id,
-            "task_name": self.task_name,
-            "version": self.version,
-            "message": self.message,
-        }
 
 
 @dataclass
@@ -338,18 +310,20 @@ class JobStore:
             )
 
     # ------------------------------------------------------------------ timeline
-    def add_event(self, event: JobEvent) -> None:
+    def add_event(self, job_id: str, event: JobEventView) -> None:
         """Append to a job's timeline."""
         with self.transaction() as conn:
-            conn.execute(_events.insert().values(job_id=event.job_id, **event.to_dict()))
+            conn.execute(_events.insert().values(job_id=job_id, **event.to_dict()))
 
-    def list_events(self, job_id: str, limit: int = 1000) -> list[JobEvent]:
+    def list_events(self, job_id: str, limit: int = 1000) -> list[JobEventView]:
         """The job's timeline, oldest first (the last ``limit`` entries)."""
         with self.transaction() as conn:
             rows = conn.execute(
                 select(_events).where(_events.c.job_id == job_id).order_by(_events.c.id.desc()).limit(limit)
             ).mappings()
-            found = [JobEvent(**{k: v for k, v in dict(r).items() if k != "id"}) for r in rows]
+            found = [
+                JobEventView(**{k: v for k, v in dict(r).items() if k not in ("id", "job_id")}) for r in rows
+            ]
         return found[::-1]
 
     # ------------------------------------------------------------------ tasks
@@ -455,4 +429,4 @@ def _party_task_from_row(row: Mapping[str, Any] | Any) -> PartyTaskRecord:
     return PartyTaskRecord(**data)
 
 
-__all__ = ["JobEvent", "JobRecord", "JobStore", "PartyTaskRecord", "PendingReport", "TaskRecord"]
+__all__ = ["JobRecord", "JobStore", "PartyTaskRecord", "PendingReport", "TaskRecord"]
