@@ -69,6 +69,10 @@ class ResolvedData:
     table: Table | None
 
 
+def _rows_digest(ids: Sequence[str]) -> bytes:
+    return hashlib.sha256("\n".join(ids).encode("utf-8")).digest()
+
+
 class TaskContext:
     """One party's share of one task version, as seen by a component."""
 
@@ -132,6 +136,46 @@ class TaskContext:
         self.status = "pass"
         self.summary["reason"] = reason
         self.info("pass: %s", reason)
+
+    def align_rows_as_guest(self, hosts: Sequence[Party], ids: list[str], tag: str, what: str) -> None:
+        """Check that every host holds the guest's rows in the guest's order (ids never cross).
+
+        The guest sends a digest of its row ids; each host answers whether its own match.
+
+        :raises ComponentError: naming the first host whose rows differ and ``what`` needs PSI first.
+        """
+        self.remote({"count": len(ids), "digest": _rows_digest(ids)}, "data_align", tag, hosts)
+        for host, ack in zip(hosts, self.get("data_align_ack", tag, hosts), strict=True):
+            if not isinstance(ack, dict) or not ack.get("ok"):
+                count = ack.get("count") if isinstance(ack, dict) else "?"
+                raise ComponentError(
+                    f"{self.where}: the rows of {host} ({count}) do not match the guest's ({len(ids)}); "
+                    f"run intersection (psi) before {what}"
+                )
+
+    def align_rows_as_host(self, guest: Party, ids: list[str], tag: str) -> None:
+        """The host's side of :meth:`align_rows_as_guest`.
+
+        :raises ComponentError: when this party's rows differ from the guest's.
+        """
+        msg = self.get_one("data_align", tag, guest)
+        ok = isinstance(msg, dict) and msg.get("count") == len(ids) and msg.get("digest") == _rows_digest(ids)
+        self.remote({"ok": bool(ok), "count": len(ids)}, "data_align_ack", tag, [guest])
+        if not ok:
+            raise ComponentError(
+                f"{self.where}: this party's {len(ids)} rows do not match the guest's; run intersection (psi) first"
+            )
+
+    def training_seed(self, configured: int | None) -> int:
+        """The seed of a component's own randomness (initial weights, mini-batch order, sampling).
+
+        FATE's seed parameter when given, else one fixed by the task's name: the same job on the
+        same data trains the same model on every run. Cryptographic randomness (masks, Paillier
+        nonces) stays fresh; it cancels out of the results.
+        """
+        if configured is not None:
+            return configured
+        return int.from_bytes(hashlib.sha256(self.request.task_name.encode()).digest()[:8], "big")
 
     def private_key(self, purpose: str) -> bytes:
         """A 32-byte key only this party can compute, the same every run for the same ``purpose``.

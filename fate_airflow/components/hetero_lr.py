@@ -38,7 +38,6 @@ class's, ``predict_result`` its class) with ``eval_type: multi``.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
@@ -80,10 +79,6 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -500, 500))), dtype=np.float64)
 
 
-def _digest(ids: Sequence[str]) -> bytes:
-    return hashlib.sha256("\n".join(ids).encode("utf-8")).digest()
-
-
 def _signed_ints(matrix: np.ndarray, exp: int) -> list[list[int]]:
     """Columns of ``round(x · 2**exp)`` as Python ints (signed)."""
     scaled = np.rint(np.ldexp(matrix, exp))
@@ -119,18 +114,6 @@ def _unmask_bytes(blob: object, count: int, n: int, what: str) -> list[int]:
     if any(v >= n for v in out):
         raise ComponentError(f"malformed {what}: value out of range")
     return out
-
-
-def training_seed(cfg: LRConfig, ctx: TaskContext) -> int:
-    """The seed of a share's initial weights and mini-batch order.
-
-    FATE's ``random_seed`` when given, else one fixed by the task's name: the same job on the same
-    data trains the same model on every run (the cryptographic randomness — masks, Paillier
-    nonces — stays fresh and cancels out).
-    """
-    if cfg.random_seed is not None:
-        return cfg.random_seed
-    return int.from_bytes(hashlib.sha256(ctx.request.task_name.encode()).digest()[:8], "big")
 
 
 class _Share:
@@ -208,12 +191,12 @@ class HeteroLR(FateComponent):
         )
         ctx.info("predict: plaintext partial scores (FATE's predict protocol), %d rows", len(x))
         if ctx.role == "host":
-            _host_align(share, table.ids, "predict")
+            ctx.align_rows_as_host(share.guest, table.ids, "predict")
             ctx.remote(partial.astype(np.float64), "host_partial_score", "predict", [share.guest])
             ctx.save_empty_data(TEST_OUT_KEYS)
             ctx.summary["rows"] = len(x)
             return
-        _guest_align(share, table.ids, "predict")
+        ctx.align_rows_as_guest(share.hosts, table.ids, "predict", "hetero LR")
         if ovr:
             labels = [int(v) for v in model.params["labels"]]
             scores = partial + np.asarray(model.params["intercepts"], dtype=np.float64)
@@ -291,29 +274,6 @@ def _prediction_table(table: Table, frame: pd.DataFrame, eval_type: str) -> Tabl
         feature_columns=[],
         extra={"predict_score": "predict_score", "predict_result": "predict_result", "eval_type": eval_type},
     )
-
-
-def _guest_align(share: _Share, ids: list[str], tag: str) -> None:
-    ctx = share.ctx
-    ctx.remote({"count": len(ids), "digest": _digest(ids)}, "data_align", tag, share.hosts)
-    for host, ack in zip(share.hosts, ctx.get("data_align_ack", tag, share.hosts), strict=True):
-        if not isinstance(ack, dict) or not ack.get("ok"):
-            count = ack.get("count") if isinstance(ack, dict) else "?"
-            raise ComponentError(
-                f"{ctx.where}: the rows of {host} ({count}) do not match the guest's ({len(ids)}); "
-                "run intersection before hetero LR"
-            )
-
-
-def _host_align(share: _Share, ids: list[str], tag: str) -> None:
-    ctx = share.ctx
-    msg = ctx.get_one("data_align", tag, share.guest)
-    ok = isinstance(msg, dict) and msg.get("count") == len(ids) and msg.get("digest") == _digest(ids)
-    ctx.remote({"ok": bool(ok), "count": len(ids)}, "data_align_ack", tag, [share.guest])
-    if not ok:
-        raise ComponentError(
-            f"{ctx.where}: this party's {len(ids)} rows do not match the guest's; run intersection first"
-        )
 
 
 def _public_key(share: _Share) -> PublicKey:
@@ -396,7 +356,7 @@ class _GuestTrainer(_Share):
         n, f = self.x.shape
         k_all = self.ypm.shape[0]
         ids = self.table.ids
-        _guest_align(self, ids, "train")
+        self.ctx.align_rows_as_guest(self.hosts, ids, "train", "hetero LR")
         key = _public_key(self)
         computing = choose_computing(n * (f + 1) * k_all, _MIN_PARALLEL)
         he = HE(key, computing, ctx.abort, _MIN_PARALLEL)
@@ -418,7 +378,7 @@ class _GuestTrainer(_Share):
             # the count only: the label values stay with the guest (FATE sends the hosts the same)
             train_info["label_count"] = k_all
         ctx.remote(train_info, "train_info", "0", self.arbiters)
-        rng = np.random.default_rng(training_seed(cfg, ctx))
+        rng = np.random.default_rng(ctx.training_seed(cfg.random_seed))
         size = f + (1 if cfg.fit_intercept else 0)
         w = class_initial_weights(cfg, size, k_all, rng)
         opts = [Optimizer(cfg, size, cfg.fit_intercept) for _ in range(k_all)]
@@ -691,13 +651,13 @@ class _HostTrainer(_Share):
     def run(self) -> None:
         ctx, cfg = self.ctx, self.cfg
         n, f = self.x.shape
-        _host_align(self, self.table.ids, "train")
+        self.ctx.align_rows_as_host(self.guest, self.table.ids, "train")
         key = _public_key(self)
         computing = choose_computing(n * f, _MIN_PARALLEL)
         he = HE(key, computing, ctx.abort, _MIN_PARALLEL)
         prec = cfg.precision
         loss_available = len(self.hosts) == 1
-        rng = np.random.default_rng(training_seed(cfg, ctx))
+        rng = np.random.default_rng(ctx.training_seed(cfg.random_seed))
         x_int = _fixed_point(self.x, prec, ctx.where)
         ctx.info("training: %d rows, %d host features, cipher %s", n, f, key.describe())
         # The class count arrives with the first batch plan (absent: binary, one model).

@@ -97,31 +97,6 @@ def sitename(party: Party) -> str:
     return f"{party.role}_{party.party_id}"
 
 
-def _digest(ids: Sequence[str]) -> bytes:
-    return hashlib.sha256("\n".join(ids).encode("utf-8")).digest()
-
-
-def _guest_align(ctx: TaskContext, hosts: Sequence[Party], ids: list[str], tag: str) -> None:
-    ctx.remote({"count": len(ids), "digest": _digest(ids)}, "data_align", tag, hosts)
-    for host, ack in zip(hosts, ctx.get("data_align_ack", tag, hosts), strict=True):
-        if not isinstance(ack, dict) or not ack.get("ok"):
-            count = ack.get("count") if isinstance(ack, dict) else "?"
-            raise ComponentError(
-                f"{ctx.where}: the rows of {host} ({count}) do not match the guest's ({len(ids)}); "
-                "run intersection (psi) before hetero SecureBoost"
-            )
-
-
-def _host_align(ctx: TaskContext, guest: Party, ids: list[str], tag: str) -> None:
-    msg = ctx.get_one("data_align", tag, guest)
-    ok = isinstance(msg, dict) and msg.get("count") == len(ids) and msg.get("digest") == _digest(ids)
-    ctx.remote({"ok": bool(ok), "count": len(ids)}, "data_align_ack", tag, [guest])
-    if not ok:
-        raise ComponentError(
-            f"{ctx.where}: this party's {len(ids)} rows do not match the guest's; run intersection (psi) first"
-        )
-
-
 def _int_array(obj: object, what: str, length: int | None = None) -> np.ndarray:
     if not isinstance(obj, np.ndarray) or obj.dtype.kind not in "iu" or obj.ndim not in (1, 2):
         raise ComponentError(f"malformed {what}")
@@ -197,7 +172,7 @@ class _GuestTrainer:
     def run(self) -> None:
         ctx, cfg, obj = self.ctx, self.cfg, self.obj
         n, f = self.x.shape
-        _guest_align(ctx, self.hosts, self.table.ids, "train")
+        ctx.align_rows_as_guest(self.hosts, self.table.ids, "train", "hetero SecureBoost")
         started = time.monotonic()
         binned = bin_features(self.x, cfg.max_bin)
         keypair = Keypair.generate(cfg.cipher, cfg.key_length)
@@ -570,7 +545,7 @@ class _HostTrainer:
     def run(self) -> None:
         ctx, cfg = self.ctx, self.cfg
         n, f = self.x.shape
-        _host_align(ctx, self.guest, self.table.ids, "train")
+        ctx.align_rows_as_host(self.guest, self.table.ids, "train")
         started = time.monotonic()
         binned = bin_features(self.x, cfg.max_bin)
         setup = ctx.get_one("sbt_setup", "0", self.guest)
@@ -874,7 +849,7 @@ def _predict(ctx: TaskContext, model: StoredModel | None) -> None:
     n = len(x)
     ctx.summary.update({"rows": n, "trees": len(trees)})
     if ctx.role == "host":
-        _host_align(ctx, guest, table.ids, "predict")
+        ctx.align_rows_as_host(guest, table.ids, "predict")
         for r in itertools.count():
             msg = ctx.get_one("predict_round", f"p{r}", guest)
             if not isinstance(msg, dict):
@@ -897,7 +872,7 @@ def _predict(ctx: TaskContext, model: StoredModel | None) -> None:
             ctx.remote(new.astype(np.int32), "host_pos", f"p{r}", [guest])
         ctx.save_empty_data(TEST_OUT_KEYS)
         return
-    _guest_align(ctx, hosts, table.ids, "predict")
+    ctx.align_rows_as_guest(hosts, table.ids, "predict", "hetero SecureBoost")
     hyper = doc.get("hyper_param") or {}
     obj = Objective(str(hyper.get("objective", BINARY_BCE)), hyper.get("num_class"))
     lr = float(hyper.get("learning_rate", 0.3))

@@ -100,18 +100,6 @@ def aggregation_epochs(epochs: int, every: int) -> list[int]:
     return [e for e in range(epochs) if (e + 1) % every == 0 or e == epochs - 1]
 
 
-def training_seed(cfg: HomoLRConfig, ctx: TaskContext) -> int:
-    """Seed of the initial weights: ``init_param.random_state`` or one fixed by the task name.
-
-    The same at every client, so all start from one model (as after a first aggregation), and the
-    same on every run, so a job retrains the same model; the cryptographic randomness stays fresh
-    and cancels out exactly in the ring.
-    """
-    if cfg.random_seed is not None:
-        return cfg.random_seed
-    return int.from_bytes(hashlib.sha256(ctx.request.task_name.encode()).digest()[:8], "big")
-
-
 def _session(ctx: TaskContext) -> str:
     r = ctx.request
     return f"{r.job_id}|{r.task_name}|{r.task_version}"
@@ -263,7 +251,8 @@ class _Client:
         }
         ctx.remote(setup, "homo_lr_setup", "0", [self.arbiter])
         self._expect("homo_lr_setup_ack", "0")
-        seed = training_seed(cfg, ctx)
+        # The same at every client, so all start from one model (as after a first aggregation).
+        seed = ctx.training_seed(cfg.random_seed)
         w = initial_weights(cfg, f, np.random.default_rng(seed))
         # Every client shuffles differently, and the same way on every run.
         order_rng = np.random.default_rng(
@@ -699,4 +688,4 @@ def _mapping(obj: object, who: str, label: str) -> Mapping[str, Any]:
     return obj
 
 
-__all__ = ["HomoLR", "aggregation_epochs", "party_label", "predictions", "training_seed"]
+__all__ = ["HomoLR", "aggregation_epochs", "party_label", "predictions"]
