@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from fate_airflow.components.context import PARTY_SECRET_FILE
+from fate_airflow.core.files import write_secret
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The project's reference folder (../shared next to the repository), when present.
 SHARED = REPO_ROOT.parent / "shared"
@@ -26,6 +29,12 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 # dag.test() only runs DAGs from the configured dags folder: the repository's loader.
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+
+def fix_party_secret(data_dir: Path | str, party_id: str) -> None:
+    """Give a party a fixed secret (its private randomness, e.g. SecureBoost's candidate order and
+    FATE's seeds, derives from it), so every run of a test is the same run."""
+    write_secret(Path(data_dir) / PARTY_SECRET_FILE, f"{int(party_id):064x}\n")
 
 
 def _missing_provider(reason: str) -> None:

@@ -23,11 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
-from fate_airflow.components.context import PARTY_SECRET_FILE
-from fate_airflow.core.files import write_secret
 from fate_airflow.core.providers import ProviderRegistry
 from fate_airflow.deploy.localfed import LocalFederation, create_local_federation
-from tests.conftest import FATE_EXAMPLES
+from tests.conftest import FATE_EXAMPLES, fix_party_secret
 
 PIPELINE = FATE_EXAMPLES / "v2-pipeline"
 GUEST, HOST = "9999", "10000"
@@ -89,9 +87,9 @@ def fate_parties(
         federation.init()
         for pid, cfg in federation.parties.items():
             ProviderRegistry(cfg.provider_dir).register(fate)
-            # Fixed party secrets: FATE's random draws (e.g. sshe_lr's random_uniform init) are
-            # seeded from them, so the parity checks below compare one reproducible draw.
-            write_secret(cfg.data_dir / PARTY_SECRET_FILE, f"{int(pid):064x}\n")
+            # FATE's random draws (e.g. sshe_lr's random_uniform init) are seeded from it: the
+            # parity checks below compare one reproducible draw.
+            fix_party_secret(cfg.data_dir, pid)
         uploads = base / "uploads"
         uploads.mkdir()
         upload_with_cli(federation, uploads)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from fate_airflow.components.context import PARTY_SECRET_FILE
 from fate_airflow.core.types import Party
+from tests.conftest import fix_party_secret
 
 JOB_ID = "manual__2026-11-27T10:00:00.123+00:00"
 GUEST = Party("guest", "9999")
@@ -21,8 +21,6 @@ def data_dirs(tmp_path: Path) -> dict[str, str]:
     for pid in ("9999", "10000", "10001"):
         d = tmp_path / f"party-{pid}"
         d.mkdir()
-        # A fixed party secret: every run of a test is the same run (the secret keys the host's
-        # private randomness, e.g. SecureBoost's candidate order, which can decide between ties).
-        (d / PARTY_SECRET_FILE).write_text(f"{int(pid):064x}\n")
+        fix_party_secret(d, pid)
         dirs[pid] = str(d)
     return dirs

@@ -43,6 +43,7 @@ from fate_airflow.core.types import InputRef, Party
 from fate_airflow.federation.inmemory import InMemoryHub, Transfer
 from fate_airflow.tracking import ModelKey, ModelStore
 from fate_airflow.tracking.board import model_panels
+from tests.conftest import fix_party_secret
 
 from .conftest import GUEST, HOST, HOST2
 from .helpers import DATA, edge, output_frame, put_table, run
@@ -163,6 +164,8 @@ class BreastRun:
 def breast(tmp_path_factory: pytest.TempPathFactory) -> BreastRun:
     base: Path = tmp_path_factory.mktemp("sbt-breast")
     data_dirs = {pid: str(base / pid) for pid in ("9999", "10000")}
+    for pid, folder in data_dirs.items():
+        fix_party_secret(folder, pid)
     g, h = _data("breast")
     put_table(data_dirs["9999"], "breast_hetero_guest", g, label="y")
     put_table(data_dirs["10000"], "breast_hetero_host", h)
@@ -310,21 +313,27 @@ def test_regression_equals_the_centralised_baseline(data_dirs: dict[str, str]) -
     assert rmse < np.std(y)
 
 
-def test_goss_example_params(data_dirs: dict[str, str]) -> None:
-    """FATE's test_hetero_sbt_binary.py parameters: 2 trees, GOSS from the first tree, top 0.2, other 0.1."""
+#: FATE's test_hetero_sbt_binary.py parameters: 2 trees, GOSS from the first tree, top 0.2, other 0.1.
+GOSS_EXAMPLE: dict[str, Any] = {
+    "num_trees": 2,
+    "max_bin": 32,
+    "max_depth": 3,
+    "goss": True,
+    "goss_start_iter": 0,
+    "top_rate": 0.2,
+}
+
+
+def _put_breast(data_dirs: dict[str, str]) -> None:
     g, h = _data("breast")
     put_table(data_dirs["9999"], "g", g, label="y")
     put_table(data_dirs["10000"], "h", h)
-    params: dict[str, Any] = {
-        "num_trees": 2,
-        "max_bin": 32,
-        "max_depth": 3,
-        "goss": True,
-        "goss_start_iter": 0,
-        "top_rate": 0.2,
-    }
+
+
+def test_goss_example_params(data_dirs: dict[str, str]) -> None:
+    _put_breast(data_dirs)
     out = run(
-        _sbt_spec(PARTIES, {GUEST: "g", HOST: "h"}, **params, **PAILLIER),
+        _sbt_spec(PARTIES, {GUEST: "g", HOST: "h"}, **GOSS_EXAMPLE, **PAILLIER),
         data_dirs,
         model_id="m",
         model_version="v",
@@ -340,18 +349,8 @@ def test_goss_example_params(data_dirs: dict[str, str]) -> None:
 def test_the_same_job_grows_the_same_trees_run_after_run(data_dirs: dict[str, str]) -> None:
     """Under GOSS many host candidates tie (unsampled rows weigh nothing) and the guest keeps the
     first in the host's secret order: that order is keyed by the host's own secret, not drawn anew."""
-    g, h = _data("breast")
-    put_table(data_dirs["9999"], "g", g, label="y")
-    put_table(data_dirs["10000"], "h", h)
-    params: dict[str, Any] = {
-        "num_trees": 2,
-        "max_bin": 32,
-        "max_depth": 3,
-        "goss": True,
-        "goss_start_iter": 0,
-        "top_rate": 0.2,
-    }
-    spec = _sbt_spec(PARTIES, {GUEST: "g", HOST: "h"}, **params, **MOCK)
+    _put_breast(data_dirs)
+    spec = _sbt_spec(PARTIES, {GUEST: "g", HOST: "h"}, **GOSS_EXAMPLE, **MOCK)
     scores = []
     for i in range(4):
         out = run(spec, data_dirs, model_id="m", model_version=f"v{i}")
@@ -541,9 +540,7 @@ def test_unknown_objective_names_the_field() -> None:
 
 
 def test_bad_objective_fails_the_task(data_dirs: dict[str, str]) -> None:
-    g, h = _data("breast")
-    put_table(data_dirs["9999"], "g", g, label="y")
-    put_table(data_dirs["10000"], "h", h)
+    _put_breast(data_dirs)
     spec = _sbt_spec(PARTIES, {GUEST: "g", HOST: "h"}, objective="rank:pairwise", **MOCK)
     with pytest.raises(ComponentError, match="'objective'"):
         run(spec, data_dirs, model_id="m", model_version="v", get_timeout=2.0)
@@ -582,9 +579,7 @@ def test_v1_parameters_and_defaults(data_dirs: dict[str, str]) -> None:
 
 
 def test_complete_secure_trees_use_guest_features_only(data_dirs: dict[str, str]) -> None:
-    g, h = _data("breast")
-    put_table(data_dirs["9999"], "g", g, label="y")
-    put_table(data_dirs["10000"], "h", h)
+    _put_breast(data_dirs)
     spec = _sbt_spec(PARTIES, {GUEST: "g", HOST: "h"}, complete_secure=1, num_trees=2, **MOCK)
     run(spec, data_dirs, model_id="m", model_version="v")
     doc = _model(data_dirs, GUEST, "m", "v").params["fate_models"]["output_model"]
@@ -624,9 +619,7 @@ def test_unaligned_rows_are_refused(data_dirs: dict[str, str]) -> None:
 
 
 def test_host_refuses_to_run_unencrypted_when_it_asked_for_paillier(data_dirs: dict[str, str]) -> None:
-    g, h = _data("breast")
-    put_table(data_dirs["9999"], "g", g, label="y")
-    put_table(data_dirs["10000"], "h", h)
+    _put_breast(data_dirs)
     spec = _sbt_spec(PARTIES, {GUEST: "g", HOST: "h"})
     spec.parameters = {GUEST: MOCK}
     with pytest.raises(ComponentError, match="ask for 'paillier'"):
