@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -59,3 +60,34 @@ def sorted_by_id(table: Table) -> Table:
 
 
 __all__ = ["feature_matrix", "label_vector", "sorted_by_id"]
+
+
+def prediction_frame(table: Table) -> pd.DataFrame:
+    """The id (and, where the input has one, ``label``) columns a prediction table starts from."""
+    meta = table.meta
+    frame = pd.DataFrame({meta.id_column: table.frame[meta.id_column].astype(str).to_numpy()})
+    label = meta.label_column
+    if label and label in table.frame.columns:
+        frame["label"] = table.frame[label].to_numpy()
+    return frame
+
+
+def prediction_table(table: Table, frame: pd.DataFrame, eval_type: str) -> Table:
+    """A prediction frame as FATE's output table (columns named for the evaluation component)."""
+    return Table.from_frame(
+        frame,
+        id_column=table.meta.id_column,
+        label_column="label" if "label" in frame.columns else None,
+        feature_columns=[],
+        extra={"predict_score": "predict_score", "predict_result": "predict_result", "eval_type": eval_type},
+    )
+
+
+def binary_predictions(table: Table, prob: np.ndarray, threshold: float, kind: str) -> Table:
+    """FATE's binary prediction table: ``id, label, predict_result, predict_score, predict_detail, type``."""
+    frame = prediction_frame(table)
+    frame["predict_result"] = (prob > threshold).astype(np.int64)
+    frame["predict_score"] = prob
+    frame["predict_detail"] = [json.dumps({"0": float(1 - p), "1": float(p)}) for p in prob]
+    frame["type"] = kind
+    return prediction_table(table, frame, "binary")

@@ -45,9 +45,15 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
-from fate_airflow.components._frames import feature_matrix, label_vector, sorted_by_id
+from fate_airflow.components._frames import (
+    binary_predictions,
+    feature_matrix,
+    label_vector,
+    prediction_frame,
+    prediction_table,
+    sorted_by_id,
+)
 from fate_airflow.components._lr_params import LRConfig, Optimizer, class_initial_weights, read_config
 from fate_airflow.components.context import (
     PREDICT_KEYS,
@@ -211,7 +217,7 @@ class HeteroLR(FateComponent):
         threshold = float(
             ctx.params.get("threshold", "predict_param.threshold", default=model.params.get("threshold", 0.5))
         )
-        out = _predictions(table, _sigmoid(scores), threshold, "predict")
+        out = binary_predictions(table, _sigmoid(scores), threshold, "predict")
         ctx.save_data(out, TEST_OUT_KEYS)
         ctx.summary.update({"rows": len(x), "threshold": threshold})
 
@@ -229,15 +235,6 @@ def _partial_scores(ctx: TaskContext, host: Party, tag: str, n: int, classes: in
     return np.asarray(got, dtype=np.float64)
 
 
-def _predictions(table: Table, prob: np.ndarray, threshold: float, kind: str) -> Table:
-    frame = _prediction_frame(table)
-    frame["predict_result"] = (prob > threshold).astype(np.int64)
-    frame["predict_score"] = prob
-    frame["predict_detail"] = [json.dumps({"0": float(1 - p), "1": float(p)}) for p in prob]
-    frame["type"] = kind
-    return _prediction_table(table, frame, "binary")
-
-
 def _multi_predictions(table: Table, prob: np.ndarray, labels: Sequence[int], kind: str) -> Table:
     """FATE 2.x's multi-class output (``predict_tools.compute_predict_details``, ``MULTI``).
 
@@ -246,7 +243,7 @@ def _multi_predictions(table: Table, prob: np.ndarray, labels: Sequence[int], ki
     ``predict_result`` is the class of the largest. (FATE writes the argmax *index* there, which is
     the label for its usual labels 0..K−1; the label itself is what evaluation compares.)
     """
-    frame = _prediction_frame(table)
+    frame = prediction_frame(table)
     best = np.argmax(prob, axis=1)
     frame["predict_result"] = np.asarray(labels, dtype=np.int64)[best]
     frame["predict_score"] = prob[np.arange(len(prob)), best]
@@ -254,26 +251,7 @@ def _multi_predictions(table: Table, prob: np.ndarray, labels: Sequence[int], ki
         json.dumps({str(c): float(v) for c, v in zip(labels, row, strict=True)}) for row in prob.tolist()
     ]
     frame["type"] = kind
-    return _prediction_table(table, frame, "multi")
-
-
-def _prediction_frame(table: Table) -> pd.DataFrame:
-    meta = table.meta
-    frame = pd.DataFrame({meta.id_column: table.frame[meta.id_column].astype(str).to_numpy()})
-    label = meta.label_column
-    if label and label in table.frame.columns:
-        frame["label"] = table.frame[label].to_numpy()
-    return frame
-
-
-def _prediction_table(table: Table, frame: pd.DataFrame, eval_type: str) -> Table:
-    return Table.from_frame(
-        frame,
-        id_column=table.meta.id_column,
-        label_column="label" if "label" in frame.columns else None,
-        feature_columns=[],
-        extra={"predict_score": "predict_score", "predict_result": "predict_result", "eval_type": eval_type},
-    )
+    return prediction_table(table, frame, "multi")
 
 
 def _public_key(share: _Share) -> PublicKey:
@@ -471,7 +449,7 @@ class _GuestTrainer(_Share):
         }
         meta = {"module": "HeteroLR", "cipher": key.kind, "key_length": key.key_length}
         if self.labels is None:
-            out = _predictions(self.table, _sigmoid(scores[:, 0]), cfg.threshold, "train")
+            out = binary_predictions(self.table, _sigmoid(scores[:, 0]), cfg.threshold, "train")
             ctx.save_data(out, TRAIN_OUT_KEYS)
             ctx.save_model(
                 {

@@ -36,9 +36,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
-from fate_airflow.components._frames import feature_matrix, label_vector, sorted_by_id
+from fate_airflow.components._frames import (
+    feature_matrix,
+    label_vector,
+    prediction_frame,
+    prediction_table,
+    sorted_by_id,
+)
 from fate_airflow.components._sbt_core import (
     BestSplit,
     Binned,
@@ -792,25 +797,11 @@ def _save(ctx: TaskContext, doc: Mapping[str, Any], meta: Mapping[str, Any]) -> 
 
 
 def _prediction_table(table: Table, obj: Objective, raw: np.ndarray, kind: str) -> Table:
-    meta = table.meta
-    frame = pd.DataFrame({meta.id_column: table.frame[meta.id_column].astype(str).to_numpy()})
-    label = meta.label_column
-    if label and label in table.frame.columns:
-        frame["label"] = table.frame[label].to_numpy()
+    frame = prediction_frame(table)
     for name, values in predictions_frame_columns(obj, raw).items():
         frame[name] = values
     frame["type"] = kind
-    return Table.from_frame(
-        frame,
-        id_column=meta.id_column,
-        label_column="label" if "label" in frame.columns else None,
-        feature_columns=[],
-        extra={
-            "predict_score": "predict_score",
-            "predict_result": "predict_result",
-            "eval_type": obj.task_type,
-        },
-    )
+    return prediction_table(table, frame, obj.task_type)
 
 
 # ============================================================================ predict

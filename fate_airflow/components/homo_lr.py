@@ -33,17 +33,15 @@ training facts. Predict needs no federation: each client scores its own rows.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 import numpy as np
-import pandas as pd
 
 from fate_airflow.components import _secagg
-from fate_airflow.components._frames import feature_matrix, label_vector
+from fate_airflow.components._frames import binary_predictions, feature_matrix, label_vector
 from fate_airflow.components._homo_lr_params import (
     HomoLRConfig,
     LocalOptimizer,
@@ -165,33 +163,13 @@ class HomoLR(FateComponent):
         threshold = ctx.params.number(
             "threshold", "predict_param.threshold", default=float(model.params.get("threshold", 0.5))
         )
-        ctx.save_data(predictions(table, prob, threshold, "predict"), TEST_OUT_KEYS)
+        ctx.save_data(binary_predictions(table, prob, threshold, "predict"), TEST_OUT_KEYS)
         ctx.summary.update({"rows": len(x), "threshold": threshold})
         ctx.info("predict: %d rows scored locally", len(x))
 
 
 def _clients(ctx: TaskContext) -> list[Party]:
     return [*ctx.parties_of("guest"), *ctx.parties_of("host")]
-
-
-def predictions(table: Table, prob: np.ndarray, threshold: float, kind: str) -> Table:
-    """FATE's prediction table: ``id, label, predict_result, predict_score, predict_detail, type``."""
-    meta = table.meta
-    frame = pd.DataFrame({meta.id_column: table.frame[meta.id_column].astype(str).to_numpy()})
-    label = meta.label_column
-    if label and label in table.frame.columns:
-        frame["label"] = table.frame[label].to_numpy()
-    frame["predict_result"] = (prob > threshold).astype(np.int64)
-    frame["predict_score"] = prob
-    frame["predict_detail"] = [json.dumps({"0": float(1 - p), "1": float(p)}) for p in prob]
-    frame["type"] = kind
-    return Table.from_frame(
-        frame,
-        id_column=meta.id_column,
-        label_column="label" if "label" in frame.columns else None,
-        feature_columns=[],
-        extra={"predict_score": "predict_score", "predict_result": "predict_result", "eval_type": "binary"},
-    )
 
 
 # ---------------------------------------------------------------------------- client
@@ -382,7 +360,7 @@ class _Client:
         coef = w[:f]
         intercept = float(w[f]) if cfg.fit_intercept else 0.0
         prob = _sigmoid(self.x @ coef + intercept)
-        ctx.save_data(predictions(self.table, prob, cfg.threshold, "train"), TRAIN_OUT_KEYS)
+        ctx.save_data(binary_predictions(self.table, prob, cfg.threshold, "train"), TRAIN_OUT_KEYS)
         ctx.save_model(
             {
                 "header": list(self.table.meta.feature_columns),
@@ -688,4 +666,4 @@ def _mapping(obj: object, who: str, label: str) -> Mapping[str, Any]:
     return obj
 
 
-__all__ = ["HomoLR", "aggregation_epochs", "party_label", "predictions"]
+__all__ = ["HomoLR", "aggregation_epochs", "party_label"]
